@@ -1,0 +1,108 @@
+/**
+ * The audit log: one JSON line per connect, handshake and op (client, op, provider/bucket,
+ * outcome, pid, duration) in `<data dir>/audit.log`, 0600, rotated by size. Events carry names
+ * and codes only — never payload values — so no secret byte can reach it. Lines are batched into
+ * one append at a time to stay off the hot path.
+ */
+import { appendFileSync, renameSync, statSync } from 'node:fs';
+import type { Clock } from '../util/clock.js';
+
+/**
+ * Lines are written in batches: at most this long after the first queued line, or sooner when
+ * this much is queued. A crash can lose that window of audit lines, never a token.
+ */
+const FLUSH_DELAY_MS = 100;
+const FLUSH_BYTES = 64 * 1024;
+
+export type AuditRecord = Record<string, string | number | boolean | undefined>;
+
+export interface AuditLogOptions {
+  file: string;
+  clock: Clock;
+  maxBytes?: number;
+  /** Rotated files kept: audit.log.1 … audit.log.N. */
+  keep?: number;
+}
+
+export class AuditLog {
+  readonly #o: Required<AuditLogOptions>;
+  #queue: string[] = [];
+  #queuedBytes = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #size: number | undefined;
+
+  constructor(options: AuditLogOptions) {
+    this.#o = { maxBytes: 10 * 1024 * 1024, keep: 3, ...options };
+  }
+
+  record(event: AuditRecord): void {
+    let line = `{"ts":"${new Date(this.#o.clock.now()).toISOString()}"`;
+    for (const key in event) {
+      const value = event[key];
+      if (value === undefined) continue;
+      line += `,"${key}":${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
+    }
+    this.#queue.push(line + '}');
+    this.#queuedBytes += line.length + 2;
+    if (this.#queuedBytes >= FLUSH_BYTES) this.#write();
+    else this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
+  }
+
+  /**
+   * One synchronous append per batch (well under a millisecond for 64 KiB). An earlier version
+   * with async appends could stall under sustained load after a rotation and then kept every
+   * later line in memory; a synchronous write cannot be left pending.
+   */
+  #write(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#queue.length === 0) return;
+    const chunk = this.#queue.join('\n') + '\n';
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    try {
+      const bytes = Buffer.byteLength(chunk);
+      this.#rotateIfNeeded(bytes);
+      appendFileSync(this.#o.file, chunk, { mode: 0o600 });
+      this.#size = (this.#size ?? 0) + bytes;
+    } catch {
+      // Auditing must never take the proxy down; the batch is dropped, the next one tries again.
+      this.#size = undefined;
+    }
+  }
+
+  /** Everything recorded so far is on disk when this returns. */
+  async flush(): Promise<void> {
+    this.#write();
+  }
+
+  async close(): Promise<void> {
+    this.#write();
+  }
+
+  #rotateIfNeeded(incoming: number): void {
+    if (this.#size === undefined) {
+      try {
+        this.#size = statSync(this.#o.file).size;
+      } catch {
+        this.#size = 0;
+      }
+    }
+    if (this.#size + incoming <= this.#o.maxBytes) return;
+    for (let i = this.#o.keep - 1; i >= 1; i--) {
+      try {
+        renameSync(`${this.#o.file}.${i}`, `${this.#o.file}.${i + 1}`);
+      } catch {
+        // that generation does not exist yet
+      }
+    }
+    try {
+      renameSync(this.#o.file, `${this.#o.file}.1`);
+    } catch {
+      // nothing to rotate
+    }
+    this.#size = 0;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Who is asking, and what they may touch. The owner may do anything; a client only what its
+ * registration grants. Out of scope is FORBIDDEN whether or not the thing exists.
+ */
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import type { ClientRecord } from './registry.js';
+
+export type Identity = { kind: 'owner' } | { kind: 'client'; client: ClientRecord };
+
+export const OWNER: Identity = Object.freeze({ kind: 'owner' });
+
+export function identityName(identity: Identity): string {
+  return identity.kind === 'owner' ? 'owner' : identity.client.name;
+}
+
+export function mayUseAccount(identity: Identity, provider: string, bucket: string): boolean {
+  if (identity.kind === 'owner') return true;
+  return identity.client.scopes.some(
+    (s) => s.provider === provider && (s.bucket === undefined || s.bucket === bucket),
+  );
+}
+
+export function mayUseProvider(identity: Identity, provider: string): boolean {
+  if (identity.kind === 'owner') return true;
+  return identity.client.scopes.some((s) => s.provider === provider);
+}
+
+export function mayUseKey(identity: Identity, name: string): boolean {
+  if (identity.kind === 'owner') return true;
+  return identity.client.api_keys.includes(name);
+}
+
+export function forbidden(what: string): ProxyError {
+  return new ProxyError(
+    ErrorCode.FORBIDDEN,
+    `${what} is outside this client's scope — the owner can widen it with \`credproxy client add\``,
+  );
+}
+
+export function assertAccount(identity: Identity, provider: string, bucket: string): void {
+  if (!mayUseAccount(identity, provider, bucket)) throw forbidden(`${provider}/${bucket}`);
+}
+
+export function assertKey(identity: Identity, name: string): void {
+  if (!mayUseKey(identity, name)) throw forbidden(`API key ${name}`);
+}
+
+export function assertRight(identity: Identity, right: 'allow_login' | 'allow_refresh'): void {
+  if (identity.kind === 'client' && !identity.client[right]) {
+    throw new ProxyError(
+      ErrorCode.FORBIDDEN,
+      `this client may not ${right === 'allow_login' ? 'start logins' : 'force refreshes'} — the owner can grant it with \`credproxy client add --${right.replace('_', '-')}\``,
+    );
+  }
+}

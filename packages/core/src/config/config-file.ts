@@ -1,0 +1,249 @@
+/**
+ * The config file (SPEC §1, §3): providers and a few proxy settings. Loaded on demand and
+ * re-read when the file changes, so `credproxy provider add` reaches a running proxy.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { FLOW_TYPES, type FlowType } from '../protocol/ops.js';
+import { isPlainObject, NAME_PATTERN } from '../protocol/validate.js';
+import { ensureDataDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
+
+export interface ProviderConfig {
+  name: string;
+  issuer?: string;
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  device_authorization_endpoint?: string;
+  revocation_endpoint?: string;
+  userinfo_endpoint?: string;
+  client_id: string;
+  client_secret?: string;
+  /** Name of an environment variable holding the client secret. */
+  client_secret_env?: string;
+  scopes: string[];
+  flow: FlowType;
+  redirect_uri?: string;
+  callback_port?: number;
+  extra_auth_params: Record<string, string>;
+}
+
+export interface CredproxyConfig {
+  providers: Map<string, ProviderConfig>;
+  /** Login session lifetime. */
+  session_ttl_seconds: number;
+  /** Pending login sessions at once. */
+  max_sessions: number;
+}
+
+export const DEFAULT_SESSION_TTL_SECONDS = 600;
+export const DEFAULT_MAX_SESSIONS = 10_000;
+
+/** A config problem: names the file, the field and the fix. */
+export class ConfigError extends Error {
+  constructor(readonly file: string, readonly field: string, problem: string) {
+    super(`${file}: ${field} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+export function isLoopbackHost(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** https anywhere, plain http only on loopback hosts. */
+export function checkEndpointUrl(value: unknown, file: string, field: string): string {
+  if (typeof value !== 'string') throw new ConfigError(file, field, 'must be a URL string');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(file, field, `is not a valid URL: ${JSON.stringify(value)}`);
+  }
+  if (url.protocol === 'https:') return value;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return value;
+  if (url.protocol === 'http:') {
+    throw new ConfigError(file, field, `uses plain http on ${url.hostname}; only loopback hosts may use http — use an https URL`);
+  }
+  throw new ConfigError(file, field, `must be an https URL (got ${url.protocol})`);
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, file: string, prefix: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length === 0) throw new ConfigError(file, `${prefix}.${key}`, 'must be a non-empty string');
+  return v;
+}
+
+export function parseProvider(name: string, raw: unknown, file: string): ProviderConfig {
+  const at = `providers.${name}`;
+  if (!NAME_PATTERN.test(name) || name === '.' || name === '..') {
+    throw new ConfigError(file, at, "is not a valid provider name: use 1-64 letters, digits, '.', '_', '@' or '-'");
+  }
+  if (!isPlainObject(raw)) throw new ConfigError(file, at, 'must be an object');
+  const clientId = optionalString(raw, 'client_id', file, at);
+  if (clientId === undefined) throw new ConfigError(file, `${at}.client_id`, 'is missing — set the OAuth client id registered with the provider');
+  const provider: ProviderConfig = {
+    name,
+    client_id: clientId,
+    scopes: [],
+    flow: 'pkce_redirect',
+    extra_auth_params: {},
+  };
+  if (raw.issuer !== undefined) provider.issuer = checkEndpointUrl(raw.issuer, file, `${at}.issuer`);
+  for (const key of ['authorization_endpoint', 'token_endpoint', 'device_authorization_endpoint', 'revocation_endpoint', 'userinfo_endpoint'] as const) {
+    if (raw[key] !== undefined) provider[key] = checkEndpointUrl(raw[key], file, `${at}.${key}`);
+  }
+  if (provider.issuer === undefined && provider.token_endpoint === undefined) {
+    throw new ConfigError(file, at, 'needs either "issuer" (for discovery) or explicit endpoints ("authorization_endpoint" and "token_endpoint")');
+  }
+  const secret = optionalString(raw, 'client_secret', file, at);
+  if (secret !== undefined) provider.client_secret = secret;
+  const secretEnv = optionalString(raw, 'client_secret_env', file, at);
+  if (secretEnv !== undefined) provider.client_secret_env = secretEnv;
+  if (raw.scopes !== undefined) {
+    if (!Array.isArray(raw.scopes) || !raw.scopes.every((s) => typeof s === 'string' && s.length > 0 && !/\s/.test(s))) {
+      throw new ConfigError(file, `${at}.scopes`, 'must be an array of scope strings without spaces, e.g. ["openid", "offline_access"]');
+    }
+    provider.scopes = [...raw.scopes] as string[];
+  }
+  if (raw.flow !== undefined) {
+    if (!FLOW_TYPES.includes(raw.flow as FlowType)) {
+      throw new ConfigError(file, `${at}.flow`, `must be one of ${FLOW_TYPES.join(', ')}`);
+    }
+    provider.flow = raw.flow as FlowType;
+  }
+  if (raw.redirect_uri !== undefined) provider.redirect_uri = checkEndpointUrl(raw.redirect_uri, file, `${at}.redirect_uri`);
+  if (raw.callback_port !== undefined) {
+    if (typeof raw.callback_port !== 'number' || !Number.isInteger(raw.callback_port) || raw.callback_port < 1 || raw.callback_port > 65535) {
+      throw new ConfigError(file, `${at}.callback_port`, 'must be a port number from 1 to 65535');
+    }
+    provider.callback_port = raw.callback_port;
+  }
+  if (raw.extra_auth_params !== undefined) {
+    if (!isPlainObject(raw.extra_auth_params) || !Object.values(raw.extra_auth_params).every((v) => typeof v === 'string')) {
+      throw new ConfigError(file, `${at}.extra_auth_params`, 'must be an object of string values, e.g. {"prompt": "consent"}');
+    }
+    provider.extra_auth_params = { ...(raw.extra_auth_params as Record<string, string>) };
+  }
+  if (provider.flow === 'browser_redirect' && provider.redirect_uri === undefined) {
+    throw new ConfigError(file, `${at}.redirect_uri`, 'is required for the browser_redirect flow: the page that shows the code to paste');
+  }
+  if (provider.flow === 'device_code' && provider.issuer === undefined && provider.device_authorization_endpoint === undefined) {
+    throw new ConfigError(file, `${at}.device_authorization_endpoint`, 'is required for the device_code flow when no issuer is given');
+  }
+  return provider;
+}
+
+export function parseConfig(text: string, file: string): CredproxyConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(file, '(file)', `is not valid JSON: ${err instanceof Error ? err.message : String(err)} — fix the syntax or remove the file`);
+  }
+  if (!isPlainObject(raw)) throw new ConfigError(file, '(file)', 'must hold a JSON object like {"providers": {}}');
+  const config: CredproxyConfig = {
+    providers: new Map(),
+    session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
+    max_sessions: DEFAULT_MAX_SESSIONS,
+  };
+  if (raw.providers !== undefined) {
+    if (!isPlainObject(raw.providers)) throw new ConfigError(file, 'providers', 'must be an object keyed by provider name');
+    for (const [name, value] of Object.entries(raw.providers)) {
+      config.providers.set(name, parseProvider(name, value, file));
+    }
+  }
+  for (const key of ['session_ttl_seconds', 'max_sessions'] as const) {
+    const v = raw[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(file, key, 'must be a positive whole number');
+    config[key] = v;
+  }
+  return config;
+}
+
+export function emptyConfig(): CredproxyConfig {
+  return { providers: new Map(), session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS, max_sessions: DEFAULT_MAX_SESSIONS };
+}
+
+/** Serialise providers back to the file's shape (without the derived `name`). */
+function providerToJson(p: ProviderConfig): Record<string, unknown> {
+  const { name: _name, ...rest } = p;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(rest)) {
+    if (v === undefined) continue;
+    if (k === 'extra_auth_params' && Object.keys(v as object).length === 0) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Reads the config file when asked, re-parsing only when its mtime or size changed. A broken
+ * file keeps the last good config in use and reports the error.
+ */
+export class ConfigSource {
+  readonly #file: string;
+  #stamp = '';
+  #config: CredproxyConfig = emptyConfig();
+
+  constructor(file: string) {
+    this.#file = file;
+  }
+
+  get file(): string {
+    return this.#file;
+  }
+
+  async get(): Promise<CredproxyConfig> {
+    let stamp: string;
+    try {
+      const st = await fs.stat(this.#file);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      stamp = 'missing';
+    }
+    if (stamp === this.#stamp) return this.#config;
+    const text = stamp === 'missing' ? undefined : await readFileIfExists(this.#file);
+    this.#config = text === undefined ? emptyConfig() : parseConfig(text, this.#file);
+    this.#stamp = stamp;
+    return this.#config;
+  }
+}
+
+/**
+ * Apply `mutate` to the file's JSON and write it back atomically (0600: it may hold a client
+ * secret). The result is parsed before writing, so a bad edit never lands.
+ */
+export async function editConfigFile(file: string, mutate: (raw: Record<string, unknown>) => void): Promise<CredproxyConfig> {
+  const text = await readFileIfExists(file);
+  const raw: Record<string, unknown> = text === undefined ? {} : (JSON.parse(text) as Record<string, unknown>);
+  mutate(raw);
+  const next = JSON.stringify(raw, null, 2) + '\n';
+  const parsed = parseConfig(next, file);
+  await ensureDataDir(path.dirname(file));
+  await writeFileAtomic(file, next);
+  return parsed;
+}
+
+export async function addProviderToConfig(file: string, provider: ProviderConfig): Promise<void> {
+  await editConfigFile(file, (raw) => {
+    const providers = isPlainObject(raw.providers) ? raw.providers : {};
+    providers[provider.name] = providerToJson(provider);
+    raw.providers = providers;
+  });
+}
+
+export async function removeProviderFromConfig(file: string, name: string): Promise<boolean> {
+  let removed = false;
+  await editConfigFile(file, (raw) => {
+    if (isPlainObject(raw.providers) && Object.hasOwn(raw.providers, name)) {
+      delete raw.providers[name];
+      removed = true;
+    }
+  });
+  return removed;
+}

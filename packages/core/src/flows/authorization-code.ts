@@ -1,0 +1,127 @@
+/**
+ * The authorization code grant with PKCE, shared by the loopback and paste flows.
+ * @see RFC 6749 §4.1, RFC 7636 (PKCE), RFC 9207 (iss), RFC 8252 §7.3 (loopback redirect)
+ */
+import * as oauth from 'oauth4webapi';
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import type { StoredToken } from '../store/token-store.js';
+import { describeUpstream, isTransient, type OAuthProvider } from './oauth-provider.js';
+
+/** Secrets of one authorization request; they never leave the proxy. */
+export interface AuthorizationRequestSecrets {
+  state: string;
+  verifier: string;
+  nonce?: string;
+  redirectUri: string;
+}
+
+export async function createAuthorizationRequest(
+  provider: OAuthProvider,
+  redirectUri: string,
+  signal?: AbortSignal,
+): Promise<{ url: string; secrets: AuthorizationRequestSecrets }> {
+  const as = await provider.metadata(signal);
+  if (!as.authorization_endpoint) {
+    throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${provider.config.name}: the provider has no authorization endpoint — set authorization_endpoint in the config`);
+  }
+  const verifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(as.authorization_endpoint);
+  const scopes = provider.config.scopes;
+  const params = url.searchParams;
+  params.set('response_type', 'code');
+  params.set('client_id', provider.config.client_id);
+  params.set('redirect_uri', redirectUri);
+  if (scopes.length > 0) params.set('scope', scopes.join(' '));
+  params.set('state', state);
+  params.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+  params.set('code_challenge_method', 'S256');
+  const secrets: AuthorizationRequestSecrets = { state, verifier, redirectUri };
+  if (scopes.includes('openid')) {
+    secrets.nonce = oauth.generateRandomNonce();
+    params.set('nonce', secrets.nonce);
+  }
+  for (const [k, v] of Object.entries(provider.config.extra_auth_params)) {
+    if (!params.has(k)) params.set(k, v);
+  }
+  return { url: url.href, secrets };
+}
+
+/**
+ * Read what the user pasted: a bare `code`, `code#state` as providers' code pages show it, or the
+ * whole redirect URL.
+ */
+export function parsePastedCode(input: string): URLSearchParams {
+  const text = input.trim();
+  if (/^https?:\/\//i.test(text)) {
+    const url = new URL(text);
+    const params = new URLSearchParams(url.search);
+    if (url.hash.length > 1) for (const [k, v] of new URLSearchParams(url.hash.slice(1))) if (!params.has(k)) params.set(k, v);
+    return params;
+  }
+  if (text.includes('=') && /(^|&)code=/.test(text)) return new URLSearchParams(text.replace(/^[?#]/, ''));
+  const hash = text.indexOf('#');
+  const params = new URLSearchParams();
+  params.set('code', hash === -1 ? text : text.slice(0, hash));
+  if (hash !== -1 && hash < text.length - 1) params.set('state', text.slice(hash + 1));
+  return params;
+}
+
+/**
+ * Check the authorization response and swap the code for tokens.
+ * `suppliedIssuer`: a pasted code carries no `iss`; the proxy supplies the provider's own
+ * (RFC 9207) so the mix-up check still runs against the metadata we trust.
+ */
+export async function redeemAuthorizationResponse(
+  provider: OAuthProvider,
+  received: URLSearchParams,
+  secrets: AuthorizationRequestSecrets,
+  options: { supplyIssuer?: boolean; signal?: AbortSignal } = {},
+): Promise<StoredToken> {
+  const name = provider.config.name;
+  const as = await provider.metadata(options.signal);
+  const params = new URLSearchParams(received);
+  if (!params.has('error') && !params.has('code')) {
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, 'no authorization code found — paste the code exactly as the provider shows it');
+  }
+  if (!params.has('state') && options.supplyIssuer) params.set('state', secrets.state);
+  if (params.get('state') !== secrets.state) {
+    throw new ProxyError(ErrorCode.STATE_MISMATCH, `${name}: the code belongs to a different login (state mismatch) — paste the code from this login's page`);
+  }
+  if (options.supplyIssuer && !params.has('iss') && as.authorization_response_iss_parameter_supported) {
+    params.set('iss', as.issuer);
+  }
+  let callback: URLSearchParams;
+  try {
+    callback = oauth.validateAuthResponse(as, provider.client, params, secrets.state);
+  } catch (err) {
+    if (err instanceof oauth.AuthorizationResponseError) {
+      if (err.error === 'access_denied') {
+        throw new ProxyError(ErrorCode.ACCESS_DENIED, `${name}: the login was denied at the provider`);
+      }
+      throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the provider answered ${describeUpstream(err)}`);
+    }
+    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the authorization response failed its checks: ${describeUpstream(err)}`);
+  }
+  try {
+    const response = await oauth.authorizationCodeGrantRequest(
+      as,
+      provider.client,
+      provider.clientAuth(),
+      callback,
+      secrets.redirectUri,
+      secrets.verifier,
+      provider.http(options.signal),
+    );
+    const result = await oauth.processAuthorizationCodeResponse(as, provider.client, response, {
+      expectedNonce: secrets.nonce ?? oauth.expectNoNonce,
+    });
+    return provider.toStoredToken(result);
+  } catch (err) {
+    if (err instanceof ProxyError) throw err;
+    if (isTransient(err)) {
+      throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${name}: the token endpoint failed: ${describeUpstream(err)} — try the login again`);
+    }
+    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the code could not be exchanged: ${describeUpstream(err)} — start a new login`);
+  }
+}

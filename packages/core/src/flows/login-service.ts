@@ -1,0 +1,235 @@
+/**
+ * Logins through the proxy (the oauth_* ops) and logout. The proxy, not the terminal and not the
+ * sandbox, runs each flow; verifiers, device codes and flow objects stay here.
+ */
+import * as oauth from 'oauth4webapi';
+import { identityName, type Identity } from '../clients/policy.js';
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import type { LogoutResult, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
+import type { LoginService } from '../server/context.js';
+import { newSessionId, type Session, SessionStore } from '../sessions/session-store.js';
+import { notLoggedIn, type AccountService } from '../store/accounts.js';
+import type { AccountKey, StoredToken } from '../store/token-store.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import type { FlowOutcome } from './flow.js';
+import { describeUpstream } from './oauth-provider.js';
+import type { ProviderDirectory } from './providers.js';
+import { FlowRegistry } from './registry.js';
+
+export interface OAuthLoginsOptions {
+  accounts: AccountService;
+  providers: ProviderDirectory;
+  clock: Clock;
+  logger: Logger;
+  registry?: FlowRegistry;
+  sessions?: SessionStore;
+}
+
+function ownerKey(identity: Identity): string {
+  return identity.kind === 'owner' ? 'owner' : `client:${identityName(identity)}`;
+}
+
+export class OAuthLogins implements LoginService {
+  readonly #o: OAuthLoginsOptions;
+  readonly #registry: FlowRegistry;
+  readonly sessions: SessionStore;
+
+  constructor(options: OAuthLoginsOptions) {
+    this.#o = options;
+    this.#registry = options.registry ?? new FlowRegistry();
+    this.sessions = options.sessions ?? new SessionStore({ clock: options.clock, maxSessions: 10_000 });
+  }
+
+  async initiate(identity: Identity, key: AccountKey, payload: OAuthInitiatePayload): Promise<OAuthInitiateResult> {
+    const config = await this.#o.providers.config();
+    const provider = await this.#o.providers.get(key.provider);
+    const flowType = payload.flow ?? provider.config.flow;
+    const owner = ownerKey(identity);
+    // A second login for the same account joins the pending one instead of opening another tab.
+    if (payload.redirect_uri === undefined) {
+      const pending = this.sessions.findPending(owner, key.provider, key.bucket, flowType);
+      if (pending) return pending.initiated;
+    }
+    this.sessions.maxSessions = config.max_sessions;
+    this.sessions.assertCapacity();
+    const now = this.#o.clock.now();
+    let expiresAt = now + config.session_ttl_seconds * 1000;
+    const factory = this.#registry.factoryFor(key.provider, flowType, payload.flow !== undefined);
+    const flow = factory(provider, { deadline: expiresAt, ...(payload.redirect_uri !== undefined ? { redirectUri: payload.redirect_uri } : {}) });
+    let started;
+    try {
+      started = await flow.start();
+    } catch (err) {
+      flow.dispose();
+      if (err instanceof ProxyError) throw err;
+      throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${key.provider}: the login could not start: ${describeUpstream(err)}`);
+    }
+    if (started.expires_in !== undefined) expiresAt = Math.min(expiresAt, now + started.expires_in * 1000);
+    const initiated: OAuthInitiateResult = {
+      session_id: newSessionId(),
+      flow_type: flow.flowType,
+      auth_url: started.auth_url,
+      pollIntervalMs: started.pollIntervalMs,
+      expires_at: Math.floor(expiresAt / 1000),
+    };
+    if (started.user_code !== undefined) initiated.user_code = started.user_code;
+    if (started.verification_uri !== undefined) initiated.verification_uri = started.verification_uri;
+    if (started.verification_uri_complete !== undefined) initiated.verification_uri_complete = started.verification_uri_complete;
+    const session: Session = {
+      id: initiated.session_id,
+      owner,
+      provider: key.provider,
+      bucket: key.bucket,
+      flowType: flow.flowType,
+      flow,
+      initiated,
+      expiresAt,
+      status: 'pending',
+      exchanging: false,
+    };
+    try {
+      this.sessions.add(session);
+    } catch (err) {
+      flow.dispose();
+      throw err;
+    }
+    this.#o.logger.log('info', 'login started', { provider: key.provider, bucket: key.bucket, flow: flow.flowType, client: identityName(identity) });
+    if (flow.outcome) void flow.outcome.then((o) => this.#onOutcome(session, o));
+    return initiated;
+  }
+
+  async #onOutcome(session: Session, outcome: FlowOutcome): Promise<void> {
+    if (session.status !== 'pending') return;
+    if (outcome.status === 'complete') {
+      session.exchanging = true;
+      try {
+        await this.#save(session, outcome.token);
+      } catch (err) {
+        this.#o.logger.log('error', `saving the token of a finished login failed: ${err instanceof Error ? err.message : String(err)}`);
+        this.sessions.finish(session, 'failed', ErrorCode.INTERNAL_ERROR, 'the token could not be saved — see the proxy log');
+      }
+      return;
+    }
+    this.sessions.finish(session, outcome.status, outcome.code, outcome.error);
+    this.#o.logger.log('info', 'login ended', { provider: session.provider, bucket: session.bucket, status: outcome.status });
+  }
+
+  async #save(session: Session, token: StoredToken): Promise<void> {
+    const key = { provider: session.provider, bucket: session.bucket };
+    const unlock = await this.#o.accounts.store.lock(key);
+    try {
+      await this.#o.accounts.save({ ...key, token, updated_at: this.#o.clock.now() });
+    } finally {
+      await unlock();
+    }
+    if (token.expiry !== undefined) session.expiry = token.expiry;
+    else session.expiry = Math.floor(this.#o.clock.now() / 1000) + 3600;
+    this.sessions.finish(session, 'complete');
+    this.#o.logger.log('info', 'login complete', { provider: session.provider, bucket: session.bucket });
+  }
+
+  async exchange(identity: Identity, sessionId: string, code: string): Promise<OAuthExchangeResult> {
+    const session = this.sessions.get(sessionId, ownerKey(identity));
+    if (session.status === 'expired') throw new ProxyError(ErrorCode.SESSION_EXPIRED, 'this login session expired — start a new login');
+    if (session.status !== 'pending' || session.exchanging) {
+      throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login session has already been used — start a new login');
+    }
+    if (!session.flow.exchange) {
+      throw new ProxyError(ErrorCode.INVALID_REQUEST, `a ${session.flowType} login finishes on its own — poll it with oauth_poll instead of pasting a code`);
+    }
+    session.exchanging = true;
+    let token: StoredToken;
+    try {
+      token = await session.flow.exchange(code);
+    } catch (err) {
+      const e = err instanceof ProxyError ? err : new ProxyError(ErrorCode.EXCHANGE_FAILED, 'the code could not be exchanged');
+      if (e.code === ErrorCode.STATE_MISMATCH || e.code === ErrorCode.INVALID_REQUEST) {
+        // Not this login's code: the session stays open for the right one.
+        session.exchanging = false;
+      } else {
+        this.sessions.finish(session, e.code === ErrorCode.ACCESS_DENIED ? 'denied' : 'failed', e.code, e.message);
+      }
+      throw e;
+    }
+    await this.#save(session, token);
+    return { status: 'complete', provider: session.provider, bucket: session.bucket, expiry: session.expiry! };
+  }
+
+  poll(identity: Identity, sessionId: string): OAuthPollResult {
+    const s = this.sessions.get(sessionId, ownerKey(identity));
+    const result: OAuthPollResult = { status: s.status };
+    if (s.status === 'pending' && s.flow.interval !== undefined) result.interval = s.flow.interval;
+    if (s.error !== undefined && s.status !== 'complete') result.error = s.error;
+    if (s.status === 'complete') {
+      result.provider = s.provider;
+      result.bucket = s.bucket;
+      if (s.expiry !== undefined) result.expiry = s.expiry;
+    }
+    return result;
+  }
+
+  cancel(identity: Identity, sessionId: string): OAuthCancelResult {
+    const s = this.sessions.get(sessionId, ownerKey(identity));
+    if (s.status === 'complete') {
+      throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login already completed — use `credproxy logout` to forget the account');
+    }
+    this.sessions.finish(s, 'cancelled', ErrorCode.CANCELLED, 'the login was cancelled');
+    return { status: 'cancelled' };
+  }
+
+  /** Revoke at the provider (RFC 7009) when it can, then delete the account. */
+  async logout(key: AccountKey, revoke: boolean): Promise<LogoutResult> {
+    const accounts = this.#o.accounts;
+    const unlock = await accounts.store.lock(key);
+    try {
+      accounts.forget(key);
+      const record = await accounts.load(key);
+      if (!record) throw notLoggedIn(key.provider, key.bucket);
+      let result: LogoutResult;
+      if (!revoke) {
+        result = { revoked: false, reason: 'revocation skipped (--no-revoke)' };
+      } else {
+        result = await this.#revoke(key.provider, record.token);
+      }
+      await accounts.remove(key);
+      this.#o.logger.log('info', 'logged out', { provider: key.provider, bucket: key.bucket, revoked: result.revoked });
+      return result;
+    } finally {
+      await unlock();
+    }
+  }
+
+  async #revoke(providerName: string, token: StoredToken): Promise<LogoutResult> {
+    const provider = await this.#o.providers.find(providerName);
+    if (!provider) return { revoked: false, reason: `no provider named ${providerName} is configured, so there is nowhere to revoke` };
+    let as: oauth.AuthorizationServer;
+    try {
+      as = await provider.metadata();
+    } catch (err) {
+      return { revoked: false, reason: `the provider could not be reached (${describeUpstream(err)})` };
+    }
+    if (!as.revocation_endpoint) return { revoked: false, reason: `${providerName} has no revocation endpoint` };
+    // The refresh token first: it is the long-lived one and decides the answer. The access
+    // token after it, best effort (it dies by itself at expiry).
+    const revokeOne = async (value: string, hint: string): Promise<void> => {
+      const response = await oauth.revocationRequest(as, provider.client, provider.clientAuth(), value, {
+        ...provider.http(),
+        additionalParameters: { token_type_hint: hint },
+      });
+      await oauth.processRevocationResponse(response);
+    };
+    const [first, firstHint] = token.refresh_token ? [token.refresh_token, 'refresh_token'] : [token.access_token, 'access_token'];
+    try {
+      await revokeOne(first, firstHint);
+    } catch (err) {
+      return { revoked: false, reason: `the provider refused or failed the revocation (${describeUpstream(err)}); the local copy was deleted anyway` };
+    }
+    if (token.refresh_token) {
+      await revokeOne(token.access_token, 'access_token').catch((err: unknown) =>
+        this.#o.logger.log('warn', 'access token revocation failed after the refresh token was revoked', { provider: providerName, error: describeUpstream(err) }),
+      );
+    }
+    return { revoked: true };
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Configured providers as OAuthProvider objects, rebuilt when the config file changes.
+ */
+import type { ConfigSource, CredproxyConfig } from '../config/config-file.js';
+import type { ProviderCatalog } from '../server/context.js';
+import type { Clock } from '../util/clock.js';
+import { providerNotConfigured } from './errors.js';
+import { type FetchLike, OAuthProvider } from './oauth-provider.js';
+
+export interface ProviderDirectoryDeps {
+  config: ConfigSource;
+  clock: Clock;
+  fetch?: FetchLike;
+  env?: NodeJS.ProcessEnv;
+  /** Per-request upstream timeout, ms. */
+  timeoutMs?: number;
+}
+
+export class ProviderDirectory implements ProviderCatalog {
+  readonly #deps: ProviderDirectoryDeps;
+  #seen: CredproxyConfig | undefined;
+  readonly #providers = new Map<string, OAuthProvider>();
+
+  constructor(deps: ProviderDirectoryDeps) {
+    this.#deps = deps;
+  }
+
+  async config(): Promise<CredproxyConfig> {
+    const config = await this.#deps.config.get();
+    if (config !== this.#seen) {
+      this.#seen = config;
+      this.#providers.clear();
+    }
+    return config;
+  }
+
+  async names(): Promise<string[]> {
+    return [...(await this.config()).providers.keys()].sort();
+  }
+
+  /** The provider, or undefined when the config has none by that name. */
+  async find(name: string): Promise<OAuthProvider | undefined> {
+    const config = await this.config();
+    let provider = this.#providers.get(name);
+    if (provider) return provider;
+    const pc = config.providers.get(name);
+    if (!pc) return undefined;
+    const { clock, fetch, env, timeoutMs } = this.#deps;
+    const deps = { clock, ...(fetch ? { fetch } : {}), ...(env ? { env } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
+    provider = new OAuthProvider(pc, deps);
+    this.#providers.set(name, provider);
+    return provider;
+  }
+
+  async get(name: string): Promise<OAuthProvider> {
+    const provider = await this.find(name);
+    if (!provider) throw providerNotConfigured(name);
+    return provider;
+  }
+}

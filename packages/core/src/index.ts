@@ -1,0 +1,26 @@
+/** @credproxy/core — the public API. The CLI imports only from here. */
+export { ErrorCode, ProxyError, isErrorCode, toErrorFrame, INTERNAL_ERROR_MESSAGE } from './protocol/errors.js';
+export type { ErrorFrame } from './protocol/errors.js';
+export { encodeFrame, FrameDecoder, HEADER_BYTES } from './protocol/codec.js';
+export type { DecodedFrame } from './protocol/codec.js';
+export * from './protocol/limits.js';
+export type * from './protocol/ops.js';
+export { FLOW_TYPES } from './protocol/ops.js';
+export { NAME_PATTERN } from './protocol/validate.js';
+export { resolvePaths, defaultSocketPath, assertSocketPathFits, SOCKET_PATH_MAX_BYTES } from './paths.js';
+export type { CredproxyPaths, PathInputs } from './paths.js';
+export { ProxyClient, ProxyUnavailableError, UntrustedSocketError, checkSocketTrust } from './client/proxy-client.js';
+export type { ConnectOptions, CallOptions } from './client/proxy-client.js';
+export { startProxy, AlreadyRunningError } from './server/proxy.js';
+export type { ProxyOptions, RunningProxy } from './server/proxy.js';
+export { streamLogger, silentLogger } from './util/logger.js';
+export type { Logger, LogLevel, LogFields } from './util/logger.js';
+export { systemClock } from './util/clock.js';
+export type { Clock } from './util/clock.js';
+export { CREDPROXY_VERSION } from './version.js';
+export { CAPABILITY_TOKEN_PATTERN } from './clients/registry.js';
+export { ConfigError, ConfigSource, parseConfig, parseProvider, addProviderToConfig, removeProviderFromConfig, checkEndpointUrl, isLoopbackHost } from './config/config-file.js';
+export type { ProviderConfig, CredproxyConfig } from './config/config-file.js';
+export type { StoredToken, AccountRecord, TokenStore, AccountKey } from './store/token-store.js';
+export { FileTokenStore } from './store/file-token-store.js';
+export { isRunning } from './util/process.js';

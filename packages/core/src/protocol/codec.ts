@@ -1,0 +1,127 @@
+import { ErrorCode, ProxyError } from './errors.js';
+import { MAX_FRAME_BYTES } from './limits.js';
+
+/** Bytes of the length prefix: unsigned 32-bit big-endian. */
+export const HEADER_BYTES = 4;
+
+/**
+ * Encode one frame: 4-byte big-endian length, then UTF-8 JSON.
+ * Throws RESPONSE_TOO_LARGE when the body would exceed `maxFrameBytes`.
+ */
+export function encodeFrame(value: unknown, maxFrameBytes: number = MAX_FRAME_BYTES): Buffer {
+  const json = JSON.stringify(value);
+  const bodyLength = Buffer.byteLength(json, 'utf8');
+  if (bodyLength > maxFrameBytes) {
+    throw new ProxyError(
+      ErrorCode.RESPONSE_TOO_LARGE,
+      `frame of ${bodyLength} bytes exceeds the ${maxFrameBytes}-byte limit`,
+    );
+  }
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
+  frame.writeUInt32BE(bodyLength, 0);
+  frame.write(json, HEADER_BYTES, 'utf8');
+  return frame;
+}
+
+/** One decoded frame, or why it could not be decoded. */
+export type DecodedFrame =
+  | { ok: true; value: unknown }
+  | {
+      ok: false;
+      error: ProxyError;
+      /** The stream can no longer be framed; the connection must close after answering. */
+      fatal: boolean;
+    };
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function parseBody(body: Uint8Array): DecodedFrame {
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    return {
+      ok: false,
+      fatal: false,
+      error: new ProxyError(ErrorCode.INVALID_REQUEST, 'frame body is not valid UTF-8'),
+    };
+  }
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return {
+      ok: false,
+      fatal: false,
+      error: new ProxyError(
+        ErrorCode.INVALID_REQUEST,
+        'frame body is not valid JSON — each frame is a 4-byte big-endian length then one JSON object',
+      ),
+    };
+  }
+}
+
+/**
+ * Incremental decoder for a byte stream of frames. Feed it chunks as they arrive; it returns the
+ * frames completed by each chunk. After a fatal result it returns nothing more.
+ *
+ * Chunks are kept in a list and joined only once the frame they belong to is complete, so a peer
+ * that trickles a large frame in tiny pieces costs linear time, not a copy of the whole buffer
+ * per piece.
+ */
+export class FrameDecoder {
+  readonly #maxFrameBytes: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Bytes needed before anything new can be decoded: a header, or the current frame. */
+  #needed = HEADER_BYTES;
+  #failed = false;
+
+  constructor(maxFrameBytes: number = MAX_FRAME_BYTES) {
+    this.#maxFrameBytes = maxFrameBytes;
+  }
+
+  /** True while bytes of an unfinished frame are buffered. */
+  get hasPartialFrame(): boolean {
+    return this.#buffered > 0;
+  }
+
+  push(chunk: Buffer): DecodedFrame[] {
+    if (this.#failed || chunk.length === 0) return [];
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    if (this.#buffered < this.#needed) return [];
+    const data = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks, this.#buffered);
+    const frames: DecodedFrame[] = [];
+    let offset = 0;
+    this.#needed = HEADER_BYTES;
+    while (data.length - offset >= HEADER_BYTES) {
+      const length = data.readUInt32BE(offset);
+      if (length > this.#maxFrameBytes) {
+        this.#failed = true;
+        this.#chunks = [];
+        this.#buffered = 0;
+        frames.push({
+          ok: false,
+          fatal: true,
+          error: new ProxyError(
+            ErrorCode.INVALID_REQUEST,
+            `frame length ${length} exceeds the ${this.#maxFrameBytes}-byte limit; closing the connection`,
+          ),
+        });
+        return frames;
+      }
+      if (data.length - offset - HEADER_BYTES < length) {
+        this.#needed = HEADER_BYTES + length;
+        break;
+      }
+      const start = offset + HEADER_BYTES;
+      frames.push(parseBody(data.subarray(start, start + length)));
+      offset = start + length;
+    }
+    // Copy the remainder so a small partial frame does not pin a large chunk in memory.
+    const rest = data.length - offset;
+    this.#chunks = rest === 0 ? [] : [Buffer.from(data.subarray(offset))];
+    this.#buffered = rest;
+    return frames;
+  }
+}

@@ -1,0 +1,422 @@
+/**
+ * One client connection: frames in, answers out. The order of checks follows ssh-agent: frame
+ * size → decode → envelope → handshake gate → look up handler → access gate → in-flight limits →
+ * validate → run. An unknown op gets an error and the connection stays open.
+ */
+import type { Socket } from 'node:net';
+import { type Identity, identityName } from '../clients/policy.js';
+import { encodeFrame, FrameDecoder } from '../protocol/codec.js';
+import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
+import { GET_TOKEN_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, PARTIAL_FRAME_TIMEOUT_MS, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { isPlainObject } from '../protocol/validate.js';
+import type { PeerInfo, ProxyServices, RequestContext } from './context.js';
+import { ALL_OPS, CLIENT_OPS, findHandler, type DispatchedOp, type Handler } from './dispatch.js';
+
+/** Where a connection came in, and who may use it. */
+export interface ListenerBinding {
+  kind: 'owner' | 'client';
+  /** For a client listener: the only client allowed on it. */
+  clientName?: string;
+}
+
+/** Decides a presented capability token; throws RATE_LIMITED/UNAUTHORIZED. */
+export interface HandshakeGate {
+  authenticate(binding: ListenerBinding, peer: PeerInfo, token: string | undefined): Identity;
+}
+
+export interface ConnectionOptions {
+  socket: Socket;
+  binding: ListenerBinding;
+  peer: PeerInfo;
+  services: ProxyServices;
+  gate: HandshakeGate;
+  maxFrameBytes: number;
+  partialFrameTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  onAudit?: (event: AuditEvent) => void;
+}
+
+export interface AuditEvent {
+  event: 'connect' | 'handshake' | 'op';
+  client: string;
+  op: string;
+  outcome: 'ok' | string;
+  provider?: string;
+  bucket?: string;
+  ms?: number;
+  /** The peer's pid and uid as the kernel reported them at connect(). */
+  pid?: number;
+  uid?: number;
+}
+
+/**
+ * A peer-supplied value for an error message. Never String() or `${}` it: an object like
+ * {"toString":1} from JSON.parse makes those throw.
+ */
+function describe(value: unknown): string {
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  if (typeof value === 'string') return JSON.stringify(value.slice(0, 32));
+  return Array.isArray(value) ? '<array>' : '<object>';
+}
+
+/** Stop reading from a peer that does not read our answers. */
+const MAX_UNREAD_OUTPUT_BYTES = 16 * 1024 * 1024;
+
+class InFlight {
+  #controller: AbortController | undefined;
+  cancelled = false;
+  constructor(readonly id: string) {}
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+  abort(reason: ProxyError): void {
+    this.#controller?.abort(reason);
+  }
+}
+
+export class Connection {
+  readonly #socket: Socket;
+  readonly #binding: ListenerBinding;
+  readonly #peer: PeerInfo;
+  readonly #services: ProxyServices;
+  readonly #gate: HandshakeGate;
+  readonly #decoder: FrameDecoder;
+  readonly #maxFrameBytes: number;
+  readonly #partialTimeoutMs: number;
+  readonly #onAudit: ((event: AuditEvent) => void) | undefined;
+  #identity: Identity | undefined;
+  readonly #inFlight = new Map<string, InFlight>();
+  #partialTimer: NodeJS.Timeout | undefined;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+
+  constructor(options: ConnectionOptions) {
+    this.#socket = options.socket;
+    this.#binding = options.binding;
+    this.#peer = options.peer;
+    this.#services = options.services;
+    this.#gate = options.gate;
+    this.#maxFrameBytes = options.maxFrameBytes;
+    this.#decoder = new FrameDecoder(options.maxFrameBytes);
+    this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
+    this.#onAudit = options.onAudit;
+    this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#socket.on('close', () => this.#onClose());
+    this.#socket.on('error', () => undefined);
+    // A peer that never completes a handshake must not hold a connection slot forever.
+    this.#handshakeTimer = setTimeout(() => this.#socket.destroy(), options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+    this.#handshakeTimer.unref();
+  }
+
+  get identity(): Identity | undefined {
+    return this.#identity;
+  }
+
+  /** Close this connection, e.g. because its client was removed. */
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#closed) return;
+    const frames = this.#decoder.push(chunk);
+    // The slowloris clock measures the frame that is incomplete now, not an earlier one.
+    if (frames.length > 0) this.#clearPartialTimer();
+    for (const frame of frames) {
+      if (!frame.ok) {
+        this.#send(toErrorFrame(frame.error, null));
+        if (frame.fatal) {
+          this.#closeAfterAnswer();
+          return;
+        }
+        continue;
+      }
+      try {
+        this.#onFrame(frame.value);
+      } catch (err) {
+        // A bug here must cost this request, not the whole proxy (a throw in a 'data' handler
+        // is an uncaught exception).
+        this.#services.logger.log('error', `frame handling failed: ${err instanceof Error ? (err.stack ?? err.message) : 'unknown error'}`);
+        const rawId = isPlainObject(frame.value) ? frame.value.id : undefined;
+        this.#send(toErrorFrame(err, typeof rawId === 'string' ? rawId : null));
+      }
+      if (this.#closed) return;
+    }
+    this.#armPartialTimer();
+  }
+
+  /** A frame that stays incomplete for too long closes the connection (slowloris). */
+  #armPartialTimer(): void {
+    if (this.#decoder.hasPartialFrame) {
+      this.#partialTimer ??= setTimeout(() => {
+        this.#services.logger.log('warn', 'closing connection: incomplete frame timed out', {
+          client: this.#identity ? identityName(this.#identity) : 'none',
+          pid: this.#peer.pid,
+        });
+        this.#socket.destroy();
+      }, this.#partialTimeoutMs);
+    } else {
+      this.#clearPartialTimer();
+    }
+  }
+
+  /** Stop reading, let the answers already written go out, then close. */
+  #closeAfterAnswer(): void {
+    this.#closed = true;
+    this.#socket.end();
+    this.#socket.destroySoon?.();
+    setTimeout(() => this.#socket.destroy(), 1000).unref();
+  }
+
+  #clearPartialTimer(): void {
+    if (this.#partialTimer) {
+      clearTimeout(this.#partialTimer);
+      this.#partialTimer = undefined;
+    }
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    if (this.#partialTimer) clearTimeout(this.#partialTimer);
+    clearTimeout(this.#handshakeTimer);
+    const reason = new ProxyError(ErrorCode.CANCELLED, 'connection closed');
+    for (const req of this.#inFlight.values()) {
+      req.cancelled = true;
+      req.abort(reason);
+    }
+    this.#inFlight.clear();
+  }
+
+  #send(frame: object): void {
+    if (this.#socket.destroyed || !this.#socket.writable) return;
+    let bytes: Buffer;
+    try {
+      bytes = encodeFrame(frame, this.#maxFrameBytes);
+    } catch (err) {
+      const id = (frame as { id?: string | null }).id ?? null;
+      bytes = encodeFrame(toErrorFrame(err, id));
+    }
+    this.#socket.write(bytes);
+    if (this.#socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
+      this.#services.logger.log('warn', 'closing connection: peer is not reading its answers', { pid: this.#peer.pid });
+      this.#socket.destroy();
+    }
+  }
+
+  #onFrame(value: unknown): void {
+    if (!isPlainObject(value)) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'a frame must hold a JSON object {v, id, op, payload}'), null));
+      return;
+    }
+    const rawId = value.id;
+    const id = typeof rawId === 'string' ? rawId : null;
+    const op = value.op;
+    if (typeof op !== 'string' || op.length === 0) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'missing "op": every request is {v, id, op, payload}'), id));
+      return;
+    }
+    const payload = value.payload === undefined ? {} : value.payload;
+    if (!isPlainObject(payload)) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, '"payload" must be a JSON object'), id));
+      return;
+    }
+    if (op === 'handshake') {
+      this.#handshake(rawId, payload);
+      return;
+    }
+    if (!this.#identity) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'handshake first: the first frame must be {"v":2,"op":"handshake","payload":{"minVersion":1,"maxVersion":2}}'), id));
+      return;
+    }
+    if (value.v !== PROTOCOL_VERSION) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNKNOWN_VERSION, `this proxy speaks protocol v${PROTOCOL_VERSION}; the request said v${describe(value.v)}`), id));
+      return;
+    }
+    if (id === null || id.length === 0 || id.length > 256) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, '"id" must be a non-empty string of at most 256 characters'), null));
+      return;
+    }
+    if (this.#identity.kind === 'client' && this.#services.clients.isExpired(this.#identity.client)) {
+      // The TTL holds for open connections too, not only at the handshake.
+      this.#audit(op, 'UNAUTHORIZED');
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNAUTHORIZED, `client ${this.#identity.client.name} has expired — ask the owner for a new one (\`credproxy client add\`)`), id));
+      this.#closeAfterAnswer();
+      return;
+    }
+    if (op === 'cancel') {
+      this.#cancel(id, payload);
+      return;
+    }
+    const handler = findHandler(op);
+    if (!handler) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNKNOWN_OP, `unknown op "${op.slice(0, 64)}" — this proxy knows: ${ALL_OPS.join(', ')}`), id));
+      return;
+    }
+    if (handler.access === 'owner' && this.#identity.kind !== 'owner') {
+      this.#audit(op, 'FORBIDDEN');
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.FORBIDDEN, `${op} is for the owner only`), id));
+      return;
+    }
+    if (this.#inFlight.has(id)) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, `a request with id "${id.slice(0, 64)}" is already in flight — use a fresh id per request`), id));
+      return;
+    }
+    if (this.#inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `at most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight on one connection — wait for answers or open another connection`), id));
+      return;
+    }
+    this.#run(id, op as DispatchedOp, handler, payload, this.#identity);
+  }
+
+  #handshake(rawId: unknown, payload: Record<string, unknown>): void {
+    const echo = typeof rawId === 'string' ? rawId : undefined;
+    const reply = (frame: Record<string, unknown>): void => {
+      if (echo !== undefined) frame.id = echo;
+      this.#send(frame);
+    };
+    const fail = (err: ProxyError): void => {
+      const frame: Record<string, unknown> = { ...toErrorFrame(err, echo ?? null) };
+      if (echo === undefined) delete frame.id;
+      this.#send(frame);
+    };
+    if (this.#identity) {
+      fail(new ProxyError(ErrorCode.INVALID_REQUEST, 'this connection has already completed its handshake'));
+      return;
+    }
+    const min = payload.minVersion ?? PROTOCOL_VERSION;
+    const max = payload.maxVersion ?? PROTOCOL_VERSION;
+    if (typeof min !== 'number' || typeof max !== 'number' || !(min <= PROTOCOL_VERSION && PROTOCOL_VERSION <= max)) {
+      this.#auditHandshake('UNKNOWN_VERSION');
+      fail(new ProxyError(ErrorCode.UNKNOWN_VERSION, `this proxy speaks protocol v${PROTOCOL_VERSION}; the client offered v${describe(min)}..v${describe(max)} — upgrade the client or the proxy`));
+      return;
+    }
+    const token = payload.capabilityToken;
+    if (token !== undefined && typeof token !== 'string') {
+      fail(new ProxyError(ErrorCode.INVALID_REQUEST, 'capabilityToken must be a string of 64 lowercase hex characters'));
+      return;
+    }
+    let identity: Identity;
+    try {
+      identity = this.#gate.authenticate(this.#binding, this.#peer, token);
+    } catch (err) {
+      const proxyErr = err instanceof ProxyError ? err : new ProxyError(ErrorCode.INTERNAL_ERROR, 'handshake failed');
+      this.#auditHandshake(proxyErr.code);
+      fail(proxyErr);
+      return;
+    }
+    this.#identity = identity;
+    clearTimeout(this.#handshakeTimer);
+    this.#auditHandshake('ok');
+    reply({
+      v: PROTOCOL_VERSION,
+      ok: true,
+      data: {
+        version: PROTOCOL_VERSION,
+        server: `credproxy/${this.#services.version}`,
+        client: identityName(identity),
+        ops: [...(identity.kind === 'owner' ? ALL_OPS : CLIENT_OPS)],
+      },
+    });
+  }
+
+  #cancel(id: string, payload: Record<string, unknown>): void {
+    const targetId = payload.targetId;
+    if (typeof targetId !== 'string') {
+      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'cancel needs payload.targetId: the id of a request in flight on this connection'), id));
+      return;
+    }
+    const target = this.#inFlight.get(targetId);
+    if (target && !target.cancelled) {
+      target.cancelled = true;
+      this.#inFlight.delete(targetId);
+      const reason = new ProxyError(ErrorCode.CANCELLED, `request ${targetId.slice(0, 64)} was cancelled by the client`);
+      target.abort(reason);
+      this.#send(toErrorFrame(reason, targetId));
+      this.#send({ v: PROTOCOL_VERSION, id, ok: true, data: { cancelled: true } });
+    } else {
+      this.#send({ v: PROTOCOL_VERSION, id, ok: true, data: { cancelled: false } });
+    }
+  }
+
+  #run(id: string, op: DispatchedOp, handler: Handler<DispatchedOp>, raw: Record<string, unknown>, identity: Identity): void {
+    const req = new InFlight(id);
+    const started = performance.now();
+    let deadline: NodeJS.Timeout | undefined;
+    const ctx: RequestContext = {
+      identity,
+      services: this.#services,
+      peer: this.#peer,
+      get signal() {
+        return req.signal;
+      },
+    };
+    const finish = (frame: object, outcome: string, payload?: { provider?: string; bucket?: string }): void => {
+      if (deadline) clearTimeout(deadline);
+      if (req.cancelled) return;
+      this.#inFlight.delete(id);
+      this.#audit(op, outcome, payload, performance.now() - started);
+      this.#send(frame);
+    };
+    let validated: ReturnType<Handler<DispatchedOp>['validate']>;
+    try {
+      validated = handler.validate(raw);
+    } catch (err) {
+      finish(toErrorFrame(err, id), err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR);
+      return;
+    }
+    const scope = validated as { provider?: string; bucket?: string };
+    let result: unknown;
+    try {
+      result = handler.run(validated as never, ctx);
+    } catch (err) {
+      this.#fail(err, op, finish, id, scope);
+      return;
+    }
+    if (!(result instanceof Promise)) {
+      // Answered at once (e.g. a cached token): nothing to cancel, no deadline, no timer.
+      finish({ v: PROTOCOL_VERSION, id, ok: true, data: result }, 'ok', scope);
+      return;
+    }
+    this.#inFlight.set(id, req);
+    if (handler.slow) {
+      deadline = setTimeout(() => {
+        const err = new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${op} did not finish within ${GET_TOKEN_DEADLINE_MS / 1000} s — the provider is slow or unreachable; try again`);
+        req.abort(err);
+        finish(toErrorFrame(err, id), err.code, scope);
+        req.cancelled = true;
+      }, GET_TOKEN_DEADLINE_MS);
+      deadline.unref();
+    }
+    result.then(
+      (data) => finish({ v: PROTOCOL_VERSION, id, ok: true, data }, 'ok', scope),
+      (err: unknown) => this.#fail(err, op, finish, id, scope),
+    );
+  }
+
+  #fail(err: unknown, op: string, finish: (frame: object, outcome: string, scope?: { provider?: string; bucket?: string }) => void, id: string, scope: { provider?: string; bucket?: string }): void {
+    if (!(err instanceof ProxyError) || err.code === ErrorCode.INTERNAL_ERROR) {
+      this.#services.logger.log('error', `op ${op} failed: ${err instanceof Error ? (err.stack ?? err.message) : `a thrown ${typeof err}`}`);
+    }
+    finish(toErrorFrame(err, id), err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR, scope);
+  }
+
+  #audit(op: string, outcome: string, scope?: { provider?: string; bucket?: string }, ms?: number): void {
+    if (!this.#onAudit) return;
+    const event: AuditEvent = { event: 'op', client: this.#identity ? identityName(this.#identity) : 'none', op, outcome };
+    if (scope?.provider !== undefined) event.provider = scope.provider;
+    if (scope?.bucket !== undefined) event.bucket = scope.bucket;
+    if (ms !== undefined) event.ms = Math.round(ms * 100) / 100;
+    if (this.#peer.pid !== undefined) event.pid = this.#peer.pid;
+    this.#onAudit(event);
+  }
+
+  #auditHandshake(outcome: string): void {
+    if (!this.#onAudit) return;
+    const event: AuditEvent = { event: 'handshake', client: this.#identity ? identityName(this.#identity) : 'none', op: 'handshake', outcome };
+    if (this.#peer.pid !== undefined) event.pid = this.#peer.pid;
+    this.#onAudit(event);
+  }
+
+}
+

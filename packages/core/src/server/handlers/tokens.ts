@@ -1,0 +1,136 @@
+import { assertAccount, assertRight, mayUseAccount, mayUseProvider } from '../../clients/policy.js';
+import { DEFAULT_MIN_VALID_SECONDS } from '../../protocol/limits.js';
+import { assertName, assertObject, assertOptionalBoolean, assertOptionalNumber, assertOptionalString, assertString } from '../../protocol/validate.js';
+import type { ImportedToken } from '../../protocol/ops.js';
+import { toTokenView } from '../../store/accounts.js';
+import type { Handler } from '../dispatch.js';
+import { accountKey, noPayload } from './validators.js';
+
+const getToken: Handler<'get_token'> = {
+  access: 'client',
+  slow: true,
+  validate(p) {
+    assertOptionalNumber(p.min_valid_seconds, 'min_valid_seconds', { min: 0, max: 86_400 * 365 });
+    return { ...accountKey(p), min_valid_seconds: p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS };
+  },
+  run(p, ctx) {
+    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    assertAccount(ctx.identity, key.provider, key.bucket);
+    const minValid = p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS;
+    // Synchronous for a valid cached token: the connection then sets up no deadline timer.
+    return ctx.services.accounts.cachedToken(key, minValid) ?? ctx.services.accounts.loadToken(key, minValid, ctx);
+  },
+};
+
+const refreshToken: Handler<'refresh_token'> = {
+  access: 'client',
+  slow: true,
+  validate: accountKey,
+  async run(p, { identity, services, signal }) {
+    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    assertAccount(identity, key.provider, key.bucket);
+    assertRight(identity, 'allow_refresh');
+    return toTokenView(await services.accounts.refresh(key, signal));
+  },
+};
+
+function validateImportedToken(value: unknown): ImportedToken {
+  assertObject(value, 'token');
+  assertString(value.access_token, 'token.access_token');
+  assertOptionalString(value.refresh_token, 'token.refresh_token');
+  assertOptionalString(value.token_type, 'token.token_type', 64);
+  assertOptionalString(value.scope, 'token.scope');
+  assertOptionalString(value.id_token, 'token.id_token');
+  // Accept unix seconds; a value that can only be milliseconds is converted.
+  assertOptionalNumber(value.expiry, 'token.expiry', { min: 0 });
+  const token: ImportedToken = { ...value, access_token: value.access_token };
+  if (typeof value.expiry === 'number' && value.expiry > 1e11) token.expiry = Math.floor(value.expiry / 1000);
+  return token;
+}
+
+const saveToken: Handler<'save_token'> = {
+  access: 'owner',
+  validate(p) {
+    return { ...accountKey(p), token: validateImportedToken(p.token) };
+  },
+  async run(p, { services }) {
+    await services.accounts.importToken({ provider: p.provider, bucket: p.bucket ?? 'default' }, p.token);
+    return { saved: true };
+  },
+};
+
+const removeToken: Handler<'remove_token'> = {
+  access: 'owner',
+  validate: accountKey,
+  async run(p, { services }) {
+    return { removed: await services.accounts.remove({ provider: p.provider, bucket: p.bucket ?? 'default' }) };
+  },
+};
+
+const logout: Handler<'logout'> = {
+  access: 'owner',
+  slow: true,
+  validate(p) {
+    assertOptionalBoolean(p.revoke, 'revoke');
+    return { ...accountKey(p), revoke: p.revoke ?? true };
+  },
+  async run(p, { services }) {
+    return services.logins.logout({ provider: p.provider, bucket: p.bucket ?? 'default' }, p.revoke !== false);
+  },
+};
+
+const status: Handler<'status'> = {
+  access: 'client',
+  validate: noPayload,
+  async run(_p, { identity, services }) {
+    return { accounts: await services.accounts.status((k) => mayUseAccount(identity, k.provider, k.bucket)) };
+  },
+};
+
+const listProviders: Handler<'list_providers'> = {
+  access: 'client',
+  validate: noPayload,
+  async run(_p, { identity, services }) {
+    const names = new Set(await services.providers.names());
+    for (const key of await services.accounts.list()) names.add(key.provider);
+    return { providers: [...names].filter((n) => mayUseProvider(identity, n)).sort() };
+  },
+};
+
+const listBuckets: Handler<'list_buckets'> = {
+  access: 'client',
+  validate(p) {
+    assertName(p.provider, 'provider');
+    return { provider: p.provider };
+  },
+  async run(p, { identity, services }) {
+    const keys = await services.accounts.list();
+    return {
+      buckets: keys
+        .filter((k) => k.provider === p.provider && mayUseAccount(identity, k.provider, k.bucket))
+        .map((k) => k.bucket),
+    };
+  },
+};
+
+const getBucketStats: Handler<'get_bucket_stats'> = {
+  access: 'client',
+  validate: accountKey,
+  run(p, { identity, services }) {
+    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    assertAccount(identity, key.provider, key.bucket);
+    return services.accounts.bucketStats(key, (bucket) => mayUseAccount(identity, key.provider, bucket));
+  },
+};
+
+export const tokenHandlers = {
+  get_token: getToken,
+  refresh_token: refreshToken,
+  save_token: saveToken,
+  remove_token: removeToken,
+  logout,
+  status,
+  list_providers: listProviders,
+  list_buckets: listBuckets,
+  get_bucket_stats: getBucketStats,
+};

@@ -1,0 +1,175 @@
+/**
+ * Hosts the proxy's Unix-socket listeners: the owner socket and one per client registered with
+ * `--listen`. Each listener has a binding that says who may use it. A connection cap covers
+ * them all.
+ */
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { MAX_CONNECTIONS, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
+import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
+import { encodeFrame } from '../protocol/codec.js';
+import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding } from './connection.js';
+import type { PeerInfo, ProxyServices } from './context.js';
+import type { PeerCredentialReader } from './peer-credentials.js';
+
+export interface ListenerHostOptions {
+  services: ProxyServices;
+  gate: HandshakeGate;
+  readPeer: PeerCredentialReader;
+  maxFrameBytes?: number;
+  maxConnections?: number;
+  partialFrameTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  onAudit?: (event: AuditEvent) => void;
+}
+
+interface Listener {
+  server: net.Server;
+  binding: ListenerBinding;
+  connections: Set<Connection>;
+}
+
+/** Probe a socket path: true when something answers a connect. */
+export function socketAnswers(socketPath: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect(socketPath);
+    const done = (answer: boolean): void => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+  });
+}
+
+/** Remove a leftover socket nobody answers on; refuse one that is alive or is not a socket. */
+export async function clearStaleSocket(socketPath: string): Promise<void> {
+  let st;
+  try {
+    st = await fs.lstat(socketPath);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!st.isSocket()) {
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, `${socketPath} exists and is not a socket — move it away or choose another path`);
+  }
+  if (await socketAnswers(socketPath)) {
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, `something is already listening on ${socketPath} — stop it or choose another path`);
+  }
+  await fs.unlink(socketPath).catch(() => undefined);
+}
+
+export class ListenerHost {
+  readonly #options: ListenerHostOptions;
+  readonly #listeners = new Map<string, Listener>();
+  #connectionCount = 0;
+
+  constructor(options: ListenerHostOptions) {
+    this.#options = options;
+  }
+
+  get connectionCount(): number {
+    return this.#connectionCount;
+  }
+
+  /** Listen on `socketPath` (0600) for `binding`. */
+  async listen(socketPath: string, binding: ListenerBinding): Promise<void> {
+    if (this.#listeners.has(socketPath)) {
+      throw new ProxyError(ErrorCode.INVALID_REQUEST, `credproxy already listens on ${socketPath}`);
+    }
+    await clearStaleSocket(socketPath);
+    const listener: Listener = { server: net.createServer(), binding, connections: new Set() };
+    listener.server.on('connection', (socket) => this.#accept(listener, socket));
+    await new Promise<void>((resolve, reject) => {
+      const fail = (err: NodeJS.ErrnoException): void =>
+        reject(
+          new ProxyError(
+            ErrorCode.INVALID_REQUEST,
+            `cannot listen on ${socketPath} (${err.code ?? err.message}) — check that its directory exists and is yours, or choose another path`,
+            { cause: err },
+          ),
+        );
+      listener.server.once('error', fail);
+      listener.server.listen(socketPath, () => {
+        listener.server.off('error', fail);
+        resolve();
+      });
+    });
+    listener.server.on('error', (err) => this.#options.services.logger.log('error', `listener ${socketPath}: ${err.message}`));
+    await fs.chmod(socketPath, 0o600);
+    this.#listeners.set(socketPath, listener);
+  }
+
+  #accept(listener: Listener, socket: net.Socket): void {
+    const cap = this.#options.maxConnections ?? MAX_CONNECTIONS;
+    // Client sockets stop short of the cap: the last slots are the owner's.
+    const max = listener.binding.kind === 'owner' ? cap : Math.max(1, cap - Math.min(OWNER_RESERVED_CONNECTIONS, Math.floor(cap / 4)));
+    if (this.#connectionCount >= max) {
+      const frame = toErrorFrame(new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `credproxy has ${max} connections open — close idle ones and retry`), null);
+      socket.end(encodeFrame(frame));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    let peer: PeerInfo = {};
+    try {
+      peer = this.#options.readPeer(socket);
+    } catch {
+      peer = {};
+    }
+    this.#connectionCount += 1;
+    const onAudit = this.#options.onAudit;
+    const connection = new Connection({
+      socket,
+      binding: listener.binding,
+      peer,
+      services: this.#options.services,
+      gate: this.#options.gate,
+      maxFrameBytes: this.#options.maxFrameBytes ?? MAX_FRAME_BYTES,
+      ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
+      ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
+      ...(onAudit ? { onAudit } : {}),
+    });
+    if (onAudit) {
+      const event: AuditEvent = { event: 'connect', client: listener.binding.clientName ?? 'none', op: 'connect', outcome: 'ok' };
+      if (peer.pid !== undefined) event.pid = peer.pid;
+      if (peer.uid !== undefined) event.uid = peer.uid;
+      onAudit(event);
+    }
+    listener.connections.add(connection);
+    socket.once('close', () => {
+      this.#connectionCount -= 1;
+      listener.connections.delete(connection);
+    });
+  }
+
+  /** Close one listener, its connections, and remove its socket file. */
+  async close(socketPath: string): Promise<void> {
+    const listener = this.#listeners.get(socketPath);
+    if (!listener) return;
+    this.#listeners.delete(socketPath);
+    for (const c of listener.connections) c.destroy();
+    await new Promise<void>((resolve) => listener.server.close(() => resolve()));
+    await fs.unlink(socketPath).catch(() => undefined);
+  }
+
+  /** Close every connection of one client, wherever it came in (its registration is gone). */
+  dropClient(name: string): void {
+    for (const listener of this.#listeners.values()) {
+      for (const c of listener.connections) {
+        const id = c.identity;
+        if (id?.kind === 'client' && id.client.name === name) c.destroy();
+      }
+    }
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all([...this.#listeners.keys()].map((p) => this.close(p)));
+  }
+
+  paths(): string[] {
+    return [...this.#listeners.keys()];
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Start and stop one proxy: check the socket directory, take the lock, clear a stale socket,
+ * wire the services, listen, write the pid file. One proxy per socket.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import lockfile from 'proper-lockfile';
+import { ClientRegistry } from '../clients/registry.js';
+import { ConfigSource } from '../config/config-file.js';
+import { OAuthLogins } from '../flows/login-service.js';
+import type { FetchLike } from '../flows/oauth-provider.js';
+import { ProviderDirectory } from '../flows/providers.js';
+import { RefreshCoordinator } from '../flows/refresh.js';
+import { RenewalScheduler } from '../flows/renewal.js';
+import { AuditLog } from '../clients/audit-log.js';
+import { assertSocketPathFits, type CredproxyPaths } from '../paths.js';
+import { MAX_FRAME_BYTES } from '../protocol/limits.js';
+import { AccountService } from '../store/accounts.js';
+import { ApiKeyStore } from '../store/api-key-store.js';
+import { FileTokenStore } from '../store/file-token-store.js';
+import type { TokenStore } from '../store/token-store.js';
+import { type Clock, systemClock } from '../util/clock.js';
+import { ensureDataDir, ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
+import { type Logger, silentLogger } from '../util/logger.js';
+import { isRunning } from '../util/process.js';
+import { CREDPROXY_VERSION } from '../version.js';
+import type { AuditEvent } from './connection.js';
+import type { ProxyServices } from './context.js';
+import { CapabilityGate } from './handshake-gate.js';
+import { ListenerHost, socketAnswers } from './listener-host.js';
+import { createPeerCredentialReader, type PeerCredentialReader } from './peer-credentials.js';
+
+export interface ProxyOptions {
+  paths: CredproxyPaths;
+  clock?: Clock;
+  logger?: Logger;
+  /** Largest frame accepted, at most 4 MiB. */
+  maxFrameBytes?: number;
+  maxConnections?: number;
+  partialFrameTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  readPeer?: PeerCredentialReader;
+  tokenStore?: TokenStore;
+  /** fetch used for every upstream request (tests inject faults here). */
+  fetch?: FetchLike;
+  /** Environment for client_secret_env lookups. */
+  env?: NodeJS.ProcessEnv;
+  onAudit?: (event: AuditEvent) => void;
+}
+
+/** A second proxy on the same socket: the CLI exits 5 with this message. */
+export class AlreadyRunningError extends Error {
+  constructor(readonly pid: number | undefined, readonly socketPath: string) {
+    super(`credproxy is already running (pid ${pid ?? 'unknown'}) on ${socketPath}`);
+    this.name = 'AlreadyRunningError';
+  }
+}
+
+export interface RunningProxy {
+  readonly socketPath: string;
+  readonly pid: number;
+  readonly services: ProxyServices;
+  readonly listeners: ListenerHost;
+  readonly refresher: RefreshCoordinator;
+  readonly logins: OAuthLogins;
+  /** Resolves once the proxy has fully stopped. */
+  readonly stopped: Promise<void>;
+  stop(): Promise<void>;
+}
+
+
+async function readPid(pidFile: string): Promise<number | undefined> {
+  const text = await readFileIfExists(pidFile);
+  const pid = text === undefined ? NaN : Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * Take the per-socket lock. A lock left by a proxy that died (kill -9) is taken over at once when
+ * its pid is gone, instead of waiting for proper-lockfile's staleness timeout.
+ */
+async function acquireLock(paths: CredproxyPaths, logger: Logger): Promise<() => Promise<void>> {
+  const options = {
+    realpath: false,
+    stale: 10_000,
+    update: 5_000,
+    onCompromised: (err: Error) => logger.log('error', `proxy lock compromised: ${err.message}`),
+  };
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await lockfile.lock(paths.pidFile, options);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
+      const pid = await readPid(paths.pidFile);
+      const alive = pid !== undefined && isRunning(pid) && pid !== process.pid;
+      if (alive || (await socketAnswers(paths.socketPath)) || attempt >= 1) {
+        throw new AlreadyRunningError(pid, paths.socketPath);
+      }
+      logger.log('warn', 'taking over the lock of a proxy that is no longer running', { pid });
+      await fs.rm(`${paths.pidFile}.lock`, { recursive: true, force: true });
+    }
+  }
+}
+
+export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const { paths } = options;
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? silentLogger;
+  assertSocketPathFits(paths.socketPath);
+  await ensurePrivateDir(paths.runDir);
+  const releaseLock = await acquireLock(paths, logger);
+  const closeOnFailure: Array<() => unknown> = [];
+  try {
+    await writeFileAtomic(paths.pidFile, `${process.pid}\n`);
+    await ensureDataDir(paths.dataDir);
+    const clients = new ClientRegistry(ClientRegistry.fileIn(paths.dataDir), clock);
+    await clients.load();
+    const store = options.tokenStore ?? new FileTokenStore(path.join(paths.dataDir, 'tokens'));
+    const providers = new ProviderDirectory({
+      config: new ConfigSource(paths.configFile),
+      clock,
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+      ...(options.env ? { env: options.env } : {}),
+    });
+    // Fail at start, naming the file and field, rather than at the first login.
+    await providers.config();
+    const refresher = new RefreshCoordinator({ store, providers, clock, logger });
+    const accounts = new AccountService({ store, clock, refresher });
+    const logins = new OAuthLogins({ accounts, providers, clock, logger });
+    const renewal = new RenewalScheduler({ accounts, clock, logger });
+    const audit = new AuditLog({ file: paths.auditLog, clock });
+    closeOnFailure.push(() => logins.sessions.close(), () => renewal.close(), () => audit.close(), () => host?.closeAll());
+
+    let host: ListenerHost | undefined;
+    let stopping: Promise<void> | undefined;
+    let markStopped!: () => void;
+    const stopped = new Promise<void>((resolve) => (markStopped = resolve));
+    const clientSockets = new Map<string, string>();
+
+    const stop = (): Promise<void> => {
+      stopping ??= (async () => {
+        logins.sessions.close();
+        renewal.close();
+        await host?.closeAll();
+        await audit.close();
+        await fs.rm(paths.pidFile, { force: true });
+        await releaseLock().catch(() => undefined);
+        logger.log('info', 'credproxy stopped', { socket: paths.socketPath });
+        markStopped();
+      })();
+      return stopping;
+    };
+
+    const services: ProxyServices = {
+      version: CREDPROXY_VERSION,
+      pid: process.pid,
+      socketPath: paths.socketPath,
+      clock,
+      logger,
+      accounts,
+      apiKeys: new ApiKeyStore(path.join(paths.dataDir, 'keys')),
+      clients,
+      providers,
+      logins,
+      listeners: {
+        async openClientListener(name, socketPath) {
+          assertSocketPathFits(socketPath);
+          await host!.listen(socketPath, { kind: 'client', clientName: name });
+          clientSockets.set(name, socketPath);
+        },
+        async closeClientListener(name) {
+          host!.dropClient(name);
+          const socketPath = clientSockets.get(name);
+          if (socketPath !== undefined) {
+            clientSockets.delete(name);
+            await host!.close(socketPath);
+          }
+        },
+      },
+      // Let the answer reach the client before the listeners close.
+      requestShutdown: () => void setTimeout(() => void stop(), 10),
+    };
+
+    host = new ListenerHost({
+      services,
+      gate: new CapabilityGate({
+        clients,
+        clock,
+        logger,
+        ...(typeof process.getuid === 'function' ? { ownerUid: process.getuid() } : {}),
+      }),
+      readPeer: options.readPeer ?? createPeerCredentialReader(logger),
+      maxFrameBytes: Math.min(options.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES),
+      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
+      ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+      onAudit: options.onAudit ?? ((event) => audit.record({ ...event })),
+    });
+    await host.listen(paths.socketPath, { kind: 'owner' });
+    for (const client of clients.list()) {
+      if (client.socket === undefined || clients.isExpired(client)) continue;
+      try {
+        await services.listeners.openClientListener(client.name, client.socket);
+      } catch (err) {
+        logger.log('error', `could not re-open the socket of client ${client.name}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    }
+    logger.log('info', 'credproxy listening', { socket: paths.socketPath, pid: process.pid, version: CREDPROXY_VERSION });
+    return { socketPath: paths.socketPath, pid: process.pid, services, listeners: host, refresher, logins, stopped, stop };
+  } catch (err) {
+    for (const close of closeOnFailure) await Promise.resolve(close()).catch(() => undefined);
+    await fs.rm(paths.pidFile, { force: true }).catch(() => undefined);
+    await releaseLock().catch(() => undefined);
+    throw err;
+  }
+}
