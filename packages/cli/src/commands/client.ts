@@ -1,0 +1,130 @@
+/** `credproxy client add|list|remove`: sandboxes the proxy trusts (SPEC §4). */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { type AccountSpec, parseAccountSpec, parseDuration } from '../args.js';
+import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
+import type { OpPayload, OpResult } from '../core-client.js';
+import { type CliIO, accountLabel, formatExpiry, formatTable, printJson } from '../output.js';
+import { withProxy } from '../proxy.js';
+
+export interface ClientAddOptions extends CommonOptions {
+  name: string;
+  scopes: AccountSpec[];
+  apiKeys: string[];
+  allowLogin: boolean;
+  allowRefresh: boolean;
+  ttlSeconds?: number;
+  /** An extra socket for this client only (absolute after parsing). */
+  listen?: string;
+}
+
+/** What the user must know about the token: it will not be shown again, and how to hand it on. */
+export function clientAddNotice(data: OpResult<'client_add'>, nowMs = Date.now()): string {
+  let text =
+    `client ${data.name} added. Its capability token (printed on stdout) is shown only once — store it now;\n` +
+    `credproxy keeps only a hash and cannot show it again (remove and re-add the client to get a new one).\n` +
+    `Give it to the sandbox without putting it on a command line: in a 0600 env file\n` +
+    `(LLXPRT_CAPABILITY_TOKEN=<token>, then \`--env-file\`) or on file descriptor 3 (\`3< token-file\`).\n`;
+  if (data.socket !== undefined) text += `socket for this client: ${data.socket}\n`;
+  if (data.expires_at !== undefined) text += `expires: ${formatExpiry(data.expires_at, nowMs)}\n`;
+  return text;
+}
+
+export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Promise<number> {
+  const payload: OpPayload<'client_add'> = {
+    name: options.name,
+    scopes: options.scopes,
+    api_keys: options.apiKeys,
+    allow_login: options.allowLogin,
+    allow_refresh: options.allowRefresh,
+  };
+  if (options.ttlSeconds !== undefined) payload.ttl_seconds = options.ttlSeconds;
+  if (options.listen !== undefined) payload.socket = path.resolve(options.listen);
+  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_add', payload));
+  if (options.json) {
+    printJson(io, data);
+  } else {
+    // Only the token on stdout, so TOKEN=$(credproxy client add ...) captures exactly it.
+    io.stdout.write(`${data.capability_token}\n`);
+    io.stderr.write(clientAddNotice(data));
+  }
+  return 0;
+}
+
+export function formatClientList(data: OpResult<'client_list'>, nowMs = Date.now()): string {
+  if (data.clients.length === 0) return 'no clients — add one with `credproxy client add NAME --provider PROVIDER`\n';
+  const rows = data.clients.map((c) => [
+    c.name,
+    c.scopes.map((s) => accountLabel(s.provider, s.bucket)).join(',') || '-',
+    c.api_keys.join(',') || '-',
+    [c.allow_login ? 'login' : '', c.allow_refresh ? 'refresh' : ''].filter(Boolean).join(',') || '-',
+    c.socket ?? '-',
+    c.expires_at === undefined ? 'never' : formatExpiry(c.expires_at, nowMs),
+  ]);
+  return formatTable(['NAME', 'ACCOUNTS', 'API KEYS', 'RIGHTS', 'SOCKET', 'EXPIRES'], rows);
+}
+
+export async function handleClientList(options: CommonOptions, io: CliIO): Promise<number> {
+  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_list', {}));
+  if (options.json) printJson(io, data);
+  else io.stdout.write(formatClientList(data));
+  return 0;
+}
+
+export async function handleClientRemove(options: CommonOptions & { name: string }, io: CliIO): Promise<number> {
+  // An unknown name answers NOT_FOUND with a message that points to `client list`.
+  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_remove', { name: options.name }));
+  if (options.json) printJson(io, data);
+  else io.stdout.write(`removed client ${options.name}; its token no longer works\n`);
+  return 0;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+interface ClientAddFlags extends CommonOptions {
+  provider: string[];
+  apiKey: string[];
+  allowLogin?: boolean;
+  allowRefresh?: boolean;
+  ttl?: string;
+  listen?: string;
+}
+
+export function register(program: Command, ctx: CommandContext): void {
+  const client = program.command('client').description('sandbox clients: add (prints a capability token once), list, remove');
+  dataOptions(
+    client
+      .command('add')
+      .description('register a client and print its capability token once')
+      .argument('<name>', 'client name')
+      .option('--provider <provider[:bucket]>', 'an account the client may use (repeatable)', collect, [])
+      .option('--api-key <name>', 'an API key the client may read (repeatable)', collect, [])
+      .option('--allow-login', 'the client may start logins')
+      .option('--allow-refresh', 'the client may force a refresh')
+      .option('--ttl <duration>', 'the client expires after this long: 90s, 30m, 12h, 7d or seconds')
+      .option('--listen <path>', 'also listen on this socket, for this client only'),
+  ).action(async (name: string, opts: ClientAddFlags) => {
+    const options: ClientAddOptions = {
+      name,
+      scopes: opts.provider.map(parseAccountSpec),
+      apiKeys: opts.apiKey,
+      allowLogin: opts.allowLogin === true,
+      allowRefresh: opts.allowRefresh === true,
+    };
+    if (opts.ttl !== undefined) options.ttlSeconds = parseDuration(opts.ttl);
+    if (opts.listen !== undefined) options.listen = opts.listen;
+    if (opts.socket !== undefined) options.socket = opts.socket;
+    if (opts.json !== undefined) options.json = opts.json;
+    ctx.exitCode = await handleClientAdd(options, ctx.io);
+  });
+  dataOptions(client.command('list').description('list clients (never their tokens)')).action(async (opts: CommonOptions) => {
+    ctx.exitCode = await handleClientList(opts, ctx.io);
+  });
+  dataOptions(client.command('remove').description('remove a client and close its socket').argument('<name>', 'client name')).action(
+    async (name: string, opts: CommonOptions) => {
+      ctx.exitCode = await handleClientRemove({ name, ...opts }, ctx.io);
+    },
+  );
+}

@@ -1,0 +1,160 @@
+/**
+ * `credproxy provider add|list|remove`: edit the config file. A running proxy re-reads the file
+ * when it changes, so no restart is needed. The file is written atomically, 0600, and only if the
+ * result parses — a bad URL or a missing field never lands.
+ */
+import type { Command } from 'commander';
+import type { ProviderConfig } from '@credproxy/core';
+import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
+import { ExitCode, UsageError } from '../exit-codes.js';
+import { type CliIO, formatTable, printResult } from '../output.js';
+import { assertFlow } from './login.js';
+
+export interface ProviderAddOptions extends CommonOptions {
+  name: string;
+  issuer?: string;
+  authorizationEndpoint?: string;
+  tokenEndpoint?: string;
+  deviceAuthorizationEndpoint?: string;
+  revocationEndpoint?: string;
+  clientId: string;
+  clientSecretEnv?: string;
+  scope?: string[];
+  flow?: string;
+  redirectUri?: string;
+  callbackPort?: string;
+}
+
+/** What `provider list --json` shows of a provider: never a client secret. */
+export interface ProviderSummary {
+  name: string;
+  issuer?: string;
+  authorization_endpoint?: string;
+  token_endpoint?: string;
+  device_authorization_endpoint?: string;
+  revocation_endpoint?: string;
+  client_id: string;
+  client_secret_env?: string;
+  scopes: string[];
+  flow: string;
+  redirect_uri?: string;
+  callback_port?: number;
+}
+
+async function configFile(env: NodeJS.ProcessEnv): Promise<string> {
+  const { resolvePaths } = await import('@credproxy/core');
+  return resolvePaths({ env }).configFile;
+}
+
+/** Config errors name the file and field; for the user they are usage errors (exit 2). */
+async function asUsage<T>(fn: () => Promise<T>): Promise<T> {
+  const { ConfigError } = await import('@credproxy/core');
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+export function toProviderConfig(o: ProviderAddOptions): ProviderConfig {
+  if (o.issuer === undefined && (o.authorizationEndpoint === undefined || o.tokenEndpoint === undefined)) {
+    throw new UsageError('give --issuer URL (discovery), or --authorization-endpoint URL and --token-endpoint URL');
+  }
+  const config: ProviderConfig = {
+    name: o.name,
+    client_id: o.clientId,
+    scopes: o.scope ?? [],
+    flow: assertFlow(o.flow) ?? 'pkce_redirect',
+    extra_auth_params: {},
+  };
+  if (o.issuer !== undefined) config.issuer = o.issuer;
+  if (o.authorizationEndpoint !== undefined) config.authorization_endpoint = o.authorizationEndpoint;
+  if (o.tokenEndpoint !== undefined) config.token_endpoint = o.tokenEndpoint;
+  if (o.deviceAuthorizationEndpoint !== undefined) config.device_authorization_endpoint = o.deviceAuthorizationEndpoint;
+  if (o.revocationEndpoint !== undefined) config.revocation_endpoint = o.revocationEndpoint;
+  if (o.clientSecretEnv !== undefined) config.client_secret_env = o.clientSecretEnv;
+  if (o.redirectUri !== undefined) config.redirect_uri = o.redirectUri;
+  if (o.callbackPort !== undefined) {
+    const port = Number(o.callbackPort);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError('--callback-port must be a port number from 1 to 65535');
+    config.callback_port = port;
+  }
+  return config;
+}
+
+export function summarize(p: ProviderConfig): ProviderSummary {
+  const { extra_auth_params: _extra, client_secret: _secret, ...rest } = p;
+  return rest;
+}
+
+export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO): Promise<number> {
+  const provider = toProviderConfig(options);
+  const { addProviderToConfig, parseProvider } = await import('@credproxy/core');
+  const file = await configFile(io.env);
+  await asUsage(async () => {
+    parseProvider(provider.name, summarize(provider), file);
+    await addProviderToConfig(file, provider);
+  });
+  printResult(io, options.json, { provider: summarize(provider) }, () => `added provider ${provider.name} to ${file}\n`);
+  return ExitCode.OK;
+}
+
+export async function handleProviderList(options: CommonOptions, io: CliIO): Promise<number> {
+  const { ConfigSource } = await import('@credproxy/core');
+  const file = await configFile(io.env);
+  const config = await asUsage(() => new ConfigSource(file).get());
+  const providers = [...config.providers.values()].map(summarize);
+  printResult(io, options.json, { providers }, (d) => {
+    if (d.providers.length === 0) return `no providers in ${file} — add one with \`credproxy provider add NAME --issuer URL --client-id ID\`\n`;
+    return formatTable(
+      ['PROVIDER', 'FLOW', 'CLIENT ID', 'ISSUER / TOKEN ENDPOINT'],
+      d.providers.map((p) => [p.name, p.flow, p.client_id, p.issuer ?? p.token_endpoint ?? '']),
+    );
+  });
+  return ExitCode.OK;
+}
+
+export async function handleProviderRemove(options: CommonOptions & { name: string }, io: CliIO): Promise<number> {
+  const { removeProviderFromConfig } = await import('@credproxy/core');
+  const file = await configFile(io.env);
+  const removed = await asUsage(() => removeProviderFromConfig(file, options.name));
+  if (!removed) throw new UsageError(`no provider named ${options.name} in ${file} — see \`credproxy provider list\``);
+  printResult(io, options.json, { removed: true }, () => `removed provider ${options.name} (saved tokens stay until \`credproxy logout ${options.name}\`)\n`);
+  return ExitCode.OK;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function register(program: Command, ctx: CommandContext): void {
+  const provider = program.command('provider').description('configure OAuth providers (edits the config file)');
+  dataOptions(
+    provider
+      .command('add')
+      .description('add or replace a provider')
+      .argument('<name>', 'provider name')
+      .option('--issuer <url>', 'issuer URL (OIDC / RFC 8414 discovery)')
+      .option('--authorization-endpoint <url>', 'authorization endpoint (without --issuer)')
+      .option('--token-endpoint <url>', 'token endpoint (without --issuer)')
+      .option('--device-authorization-endpoint <url>', 'device authorization endpoint')
+      .option('--revocation-endpoint <url>', 'revocation endpoint (RFC 7009)')
+      .requiredOption('--client-id <id>', 'OAuth client id')
+      .option('--client-secret-env <var>', 'environment variable holding the client secret (read by the proxy)')
+      .option('--scope <scope>', 'a scope to request (repeat for more)', collect)
+      .option('--flow <flow>', 'pkce_redirect (default), device_code or browser_redirect')
+      .option('--redirect-uri <uri>', 'redirect URI (loopback for pkce_redirect; the code page for browser_redirect)')
+      .option('--callback-port <port>', 'fixed loopback port for pkce_redirect'),
+  ).action(async (name: string, opts: Omit<ProviderAddOptions, 'name'>) => {
+    ctx.exitCode = await handleProviderAdd({ name, ...opts }, ctx.io);
+  });
+  dataOptions(provider.command('list').description('list configured providers (never secrets)')).action(async (opts: CommonOptions) => {
+    ctx.exitCode = await handleProviderList(opts, ctx.io);
+  });
+  dataOptions(provider.command('remove').description('remove a provider').argument('<name>', 'provider name')).action(
+    async (name: string, opts: CommonOptions) => {
+      ctx.exitCode = await handleProviderRemove({ name, ...opts }, ctx.io);
+    },
+  );
+}

@@ -1,0 +1,31 @@
+/** `credproxy status`: every account, its state and expiry — never a secret. */
+import type { Command } from 'commander';
+import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
+import type { OpResult } from '../core-client.js';
+import { type CliIO, accountLabel, formatExpiry, formatTable, printResult } from '../output.js';
+import { withProxy } from '../proxy.js';
+
+export function formatStatus(data: OpResult<'status'>, nowMs = Date.now()): string {
+  if (data.accounts.length === 0) return 'no accounts — log in with `credproxy login PROVIDER`\n';
+  const rows = data.accounts.map((a) => [a.provider, a.bucket, a.state, formatExpiry(a.expiry, nowMs)]);
+  let text = formatTable(['PROVIDER', 'BUCKET', 'STATE', 'EXPIRES'], rows);
+  for (const a of data.accounts.filter((acc) => acc.state === 'needs_login')) {
+    const bucket = a.bucket === 'default' ? '' : ` --bucket ${a.bucket}`;
+    text += `${accountLabel(a.provider, a.bucket)} needs a new login — run \`credproxy login ${a.provider}${bucket}\`\n`;
+  }
+  return text;
+}
+
+export async function handleStatus(options: CommonOptions, io: CliIO): Promise<number> {
+  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('status', {}));
+  printResult(io, options.json, data, (d) => formatStatus(d));
+  return 0;
+}
+
+export function register(program: Command, ctx: CommandContext): void {
+  dataOptions(program.command('status').description('accounts, their state and expiry (never secrets)')).action(
+    async (opts: CommonOptions) => {
+      ctx.exitCode = await handleStatus(opts, ctx.io);
+    },
+  );
+}

@@ -1,0 +1,133 @@
+/**
+ * The exit codes of SPEC §5, defined here and nowhere else, and the one mapping from an error to
+ * an exit code.
+ */
+import type { ErrorCode, Op } from './core-client.js';
+import { ProxyError, ProxyUnavailableError, UntrustedSocketError } from './core-client.js';
+
+export const ExitCode = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  /** A login session is not finished yet. */
+  PENDING: 3,
+  /** Denied, expired or failed. */
+  FAILED: 4,
+  /** The proxy is not running or not reachable (or, for `serve`, already running). */
+  UNAVAILABLE: 5,
+  /** Not logged in, or a new login is needed. */
+  NOT_LOGGED_IN: 6,
+  /** Interrupted with Ctrl-C (the shell's 128 + SIGINT). */
+  INTERRUPTED: 130,
+} as const;
+
+export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** Exit codes by the proxy's error code; anything not listed is a plain error (1). */
+const BY_ERROR_CODE: Partial<Record<ErrorCode, ExitCode>> = {
+  NOT_LOGGED_IN: ExitCode.NOT_LOGGED_IN,
+  REAUTH_REQUIRED: ExitCode.NOT_LOGGED_IN,
+  ACCESS_DENIED: ExitCode.FAILED,
+  SESSION_EXPIRED: ExitCode.FAILED,
+  // A session swept after it ended answers SESSION_NOT_FOUND: for a CI poller it has expired.
+  SESSION_NOT_FOUND: ExitCode.FAILED,
+  SESSION_ALREADY_USED: ExitCode.FAILED,
+  STATE_MISMATCH: ExitCode.FAILED,
+  EXCHANGE_FAILED: ExitCode.FAILED,
+  // The proxy checks every name and value the user typed; a refusal is a usage error.
+  INVALID_REQUEST: ExitCode.USAGE,
+};
+
+/**
+ * Where one code means something else for one op. get_token answers NOT_FOUND for a missing
+ * account (what llxprt's sandbox client expects); for the CLI that is "not logged in".
+ */
+const BY_OP: { [O in Op]?: Partial<Record<ErrorCode, ExitCode>> } = {
+  get_token: { NOT_FOUND: ExitCode.NOT_LOGGED_IN },
+  refresh_token: { NOT_FOUND: ExitCode.NOT_LOGGED_IN },
+};
+
+export function exitCodeForErrorCode(code: ErrorCode, op?: Op): ExitCode {
+  return (op !== undefined ? BY_OP[op]?.[code] : undefined) ?? BY_ERROR_CODE[code] ?? ExitCode.ERROR;
+}
+
+/** An expected failure of a command: its message names the fix and is printed without a stack. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number = ExitCode.ERROR,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/** The user typed something the command cannot use. */
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, ExitCode.USAGE);
+    this.name = 'UsageError';
+  }
+}
+
+/** A ProxyError that remembers which op answered it (see BY_OP). */
+export class OpError extends ProxyError {
+  constructor(
+    readonly op: Op,
+    cause: ProxyError,
+  ) {
+    super(cause.code, cause.message, cause.retryAfter === undefined ? {} : { retryAfter: cause.retryAfter });
+    this.name = 'OpError';
+  }
+}
+
+interface CommanderErrorLike {
+  code: string;
+  exitCode: number;
+}
+
+/** Duck-typed so this module does not load commander (the fast `token` path skips it). */
+function isCommanderError(err: unknown): err is CommanderErrorLike {
+  if (!(err instanceof Error)) return false;
+  const { code, exitCode } = err as Partial<CommanderErrorLike>;
+  return typeof code === 'string' && code.startsWith('commander.') && typeof exitCode === 'number';
+}
+
+/** connect() failures other than "no socket"/"nobody listening" (EACCES, ENOTSOCK, ...). */
+function isConnectError(err: unknown): err is NodeJS.ErrnoException & { address?: string } {
+  return err instanceof Error && (err as NodeJS.ErrnoException).syscall === 'connect';
+}
+
+export interface ErrorReport {
+  exitCode: number;
+  /** What to print on stderr; undefined when commander already printed it. */
+  message: string | undefined;
+}
+
+function prefixed(message: string): string {
+  return message.startsWith('credproxy ') ? message : `credproxy: ${message}`;
+}
+
+/** The only function that turns an error into an exit code and a message. */
+export function describeError(err: unknown): ErrorReport {
+  if (isCommanderError(err)) {
+    // Help and --version exit 0; every other commander error is a usage error it has printed.
+    return { exitCode: err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE, message: undefined };
+  }
+  if (err instanceof CliError) return { exitCode: err.exitCode, message: prefixed(err.message) };
+  if (err instanceof ProxyUnavailableError || err instanceof UntrustedSocketError) {
+    return { exitCode: ExitCode.UNAVAILABLE, message: prefixed(err.message) };
+  }
+  if (err instanceof ProxyError) {
+    const op = err instanceof OpError ? err.op : undefined;
+    return { exitCode: exitCodeForErrorCode(err.code, op), message: prefixed(err.message) };
+  }
+  if (isConnectError(err)) {
+    return {
+      exitCode: ExitCode.UNAVAILABLE,
+      message: `credproxy: cannot connect to ${String(err.address ?? 'the socket')} (${err.code ?? 'error'}) — check --socket, or start the proxy with \`credproxy serve\``,
+    };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { exitCode: ExitCode.ERROR, message: prefixed(message) };
+}

@@ -1,0 +1,67 @@
+import { Readable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { CREDPROXY_VERSION } from '@credproxy/core';
+import { COMMANDS, main } from './main.js';
+import type { CliIO } from './output.js';
+
+const NO_PROXY = '/tmp/credproxy-test-no-such-dir/proxy.sock';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const io: CliIO = {
+    stdout: { write: (s: string) => out.push(s) },
+    stderr: { write: (s: string) => err.push(s) },
+    stdin: Readable.from([]),
+    env: { CREDPROXY_SOCKET: NO_PROXY },
+  };
+  const code = await main(argv, io);
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+describe('main', () => {
+  it('prints the version and exits 0', async () => {
+    expect(await run(['--version'])).toEqual({ code: 0, out: `${CREDPROXY_VERSION}\n`, err: '' });
+  });
+
+  it('lists every command in --help', async () => {
+    const { code, out } = await run(['--help']);
+    expect(code).toBe(0);
+    for (const c of COMMANDS) expect(out).toContain(c.name);
+  });
+
+  it.each([
+    [['frobnicate']],
+    [['token']],
+    [['token', 'gh', '--no-such-option']],
+    [['key']],
+    [['ping', 'extra']],
+  ])('%j is a usage error (2), explained on stderr', async (argv) => {
+    const { code, out, err } = await run(argv);
+    expect(code).toBe(2);
+    expect(out).toBe('');
+    expect(err).toMatch(/error|Usage/);
+  });
+
+  it.each([
+    [['token', 'gh', '--min-valid', 'soon'], /--min-valid takes a whole number/],
+    [['client', 'add', 'agent', '--ttl', '5w'], /invalid duration '5w'/],
+    [['client', 'add', 'agent', '--provider', 'gh:'], /PROVIDER or PROVIDER:BUCKET/],
+    [['exec', '--provider', 'gh', '--env', '1X', '--', 'true'], /invalid environment variable name '1X'/],
+  ])('%j is refused as usage (2) before contacting the proxy', async (argv, message) => {
+    const { code, err } = await run(argv);
+    expect(code).toBe(2);
+    expect(err).toMatch(message);
+    expect(err).not.toContain('not running');
+  });
+
+  it.each([[['ping']], [['status']], [['token', 'gh']], [['token', 'gh', '--json']], [['key', 'list']], [['stop']], [['client', 'list']]])(
+    '%j without a proxy exits 5 and names `credproxy serve`',
+    async (argv) => {
+      const { code, out, err } = await run(argv);
+      expect(code).toBe(5);
+      expect(out).toBe('');
+      expect(err).toBe(`credproxy is not running on ${NO_PROXY} (no socket) — start it with \`credproxy serve\`\n`);
+    },
+  );
+});
