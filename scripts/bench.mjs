@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+// npm run bench [-- --json] [-- --seconds N]
+//
+// Every figure is compared with a baseline measured in the same run (this machine is noisy:
+// rounds alternate A B A B and the best round of each counts):
+//  - get_token throughput and p50/p99 latency at 1, 16 and 64 connections: the proxy (`credproxy
+//    serve`) against a floor server (canned frames on a Unix socket), both in their own processes,
+//    load from separate client processes;
+//  - proxy RSS idle and with 10k pending login sessions;
+//  - `credproxy token` wall time against a bare `node -e 0`;
+//  - token endpoint calls for 100 concurrent get_token on an expired token (real oidc-provider).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProxyClient } from '@credproxy/core';
+import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
+
+const json = process.argv.includes('--json');
+const secondsArg = process.argv.indexOf('--seconds');
+const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
+const ROUNDS = 2;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
+const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cpbench-'));
+const env = {
+  ...process.env,
+  CREDPROXY_SOCKET: path.join(dir, 'p.sock'),
+  CREDPROXY_DATA_DIR: path.join(dir, 'data'),
+  CREDPROXY_CONFIG: path.join(dir, 'config.json'),
+};
+delete env.CREDPROXY_DEBUG;
+const floorSocket = path.join(dir, 'f.sock');
+const children = [];
+
+function start(args, options = {}) {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...options });
+  children.push(child);
+  return child;
+}
+
+function rssMb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+  return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
+}
+
+async function waitForSocket(socketPath) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const c = await ProxyClient.connect({ socketPath, timeoutMs: 500, skipSocketCheck: true });
+      return c;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`nothing answered on ${socketPath}`);
+}
+
+function load(socketPath, conns) {
+  const r = spawnSync(process.execPath, [path.join(here, 'bench', 'load-client.mjs'), socketPath, String(conns), String(SECONDS), 'bench'], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`load client failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout);
+  return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
+}
+
+function best(samples) {
+  return samples.reduce((a, b) => (b.rps > a.rps ? b : a));
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function wallMs(args) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${args.join(' ')} failed: ${r.stderr}`);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const as = await startTestAuthServer({ accessTokenTtl: 2, rotateRefreshToken: true });
+try {
+  writeFileSync(
+    env.CREDPROXY_CONFIG,
+    JSON.stringify({
+      providers: {
+        rt: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri },
+        sessions: { authorization_endpoint: `${as.issuer}/auth`, token_endpoint: `${as.issuer}/token`, client_id: 'paste', flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri },
+      },
+    }),
+  );
+  say('starting the proxy (credproxy serve) and the floor server…');
+  const proxyProc = start([BIN, 'serve']);
+  const floorProc = start([path.join(here, 'bench', 'floor-server.mjs'), floorSocket]);
+  const owner = await waitForSocket(env.CREDPROXY_SOCKET);
+  (await waitForSocket(floorSocket)).close();
+  await owner.call('save_token', { provider: 'bench', token: { access_token: 'bench-access-token', refresh_token: 'bench-refresh', expiry: Math.floor(Date.now() / 1000) + 86_400 } });
+  await new Promise((r) => setTimeout(r, 500));
+  const idleRss = rssMb(proxyProc.pid);
+  const floorIdleRss = rssMb(floorProc.pid);
+
+  const throughput = {};
+  for (const conns of [1, 16, 64]) {
+    const floor = [];
+    const proxy = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      floor.push(load(floorSocket, conns));
+      proxy.push(load(env.CREDPROXY_SOCKET, conns));
+    }
+    const f = best(floor);
+    const p = best(proxy);
+    throughput[conns] = { floor: f, proxy: p, ratio: p.rps / f.rps };
+    say(`get_token @${String(conns).padStart(2)} conns: proxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} req/s → ${p.rps / f.rps >= 1 ? '' : ''}${(p.rps / f.rps).toFixed(2)}×`);
+  }
+  const loadedRss = rssMb(proxyProc.pid);
+
+  say('100 concurrent get_token on an expired token against a real authorization server…');
+  const init = await owner.call('oauth_initiate', { provider: 'rt' });
+  const user = createScriptedUser();
+  await owner.call('oauth_exchange', { session_id: init.session_id, code: await user.readPastedCode(await user.authorize(init.auth_url)) });
+  await new Promise((r) => setTimeout(r, 2_500)); // the 2 s access token has expired
+  as.resetCounts();
+  const rtConns = await Promise.all(Array.from({ length: 10 }, () => ProxyClient.connect({ socketPath: env.CREDPROXY_SOCKET })));
+  const answers = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => rtConns[i % 10].call('get_token', { provider: 'rt' })));
+  const refreshGrants = as.grantCounts.refresh_token;
+  const served = answers.filter((a) => a.status === 'fulfilled').length;
+  for (const c of rtConns) c.close();
+  say('starting 10k pending login sessions…');
+  const conns = await Promise.all(Array.from({ length: 8 }, () => ProxyClient.connect({ socketPath: env.CREDPROXY_SOCKET })));
+  let next = 0;
+  await Promise.all(conns.map(async (c) => {
+    const inflight = [];
+    while (next < 10_000) {
+      const bucket = `b${next++}`;
+      inflight.push(c.call('oauth_initiate', { provider: 'sessions', bucket }));
+      if (inflight.length >= 16) await Promise.all(inflight.splice(0));
+    }
+    await Promise.all(inflight);
+  }));
+  await new Promise((r) => setTimeout(r, 500));
+  const sessionsRss = rssMb(proxyProc.pid);
+  for (const c of conns) c.close();
+
+  say('timing `credproxy token` against `node -e 0`…');
+  const nodeRuns = [];
+  const tokenRuns = [];
+  for (let i = 0; i < 15; i++) {
+    nodeRuns.push(wallMs(['-e', '0']));
+    tokenRuns.push(wallMs([BIN, 'token', 'bench']));
+  }
+  const nodeMs = median(nodeRuns);
+  const tokenMs = median(tokenRuns);
+
+  owner.close();
+
+  const targets = [
+    { name: 'get_token throughput @1 conn ≥ 0.8× floor', value: throughput[1].ratio, met: throughput[1].ratio >= 0.8, unit: '×' },
+    { name: 'get_token throughput @16 conns ≥ 0.8× floor', value: throughput[16].ratio, met: throughput[16].ratio >= 0.8, unit: '×' },
+    { name: 'get_token p99 @16 conns < 2 ms', value: throughput[16].proxy.p99Ms, met: throughput[16].proxy.p99Ms < 2, unit: 'ms' },
+    { name: 'idle RSS < 60 MB', value: idleRss, met: idleRss < 60, unit: 'MB' },
+    { name: 'RSS with 10k pending sessions < 120 MB', value: sessionsRss, met: sessionsRss < 120, unit: 'MB' },
+    { name: '`credproxy token` ≤ 1.3× `node -e 0`', value: tokenMs / nodeMs, met: tokenMs / nodeMs <= 1.3, unit: '×' },
+    { name: '100 concurrent get_token on an expired token → 1 refresh grant', value: refreshGrants, met: refreshGrants === 1 && served === 100, unit: 'grants' },
+  ];
+  const report = {
+    machine: { cpus: os.cpus().length, node: process.version, seconds_per_round: SECONDS, rounds: ROUNDS },
+    get_token: Object.fromEntries(Object.entries(throughput).map(([c, t]) => [c, {
+      proxy_rps: Math.round(t.proxy.rps), floor_rps: Math.round(t.floor.rps), ratio: Number(t.ratio.toFixed(3)),
+      proxy_p50_ms: Number(t.proxy.p50Ms.toFixed(3)), proxy_p99_ms: Number(t.proxy.p99Ms.toFixed(3)),
+      floor_p50_ms: Number(t.floor.p50Ms.toFixed(3)), floor_p99_ms: Number(t.floor.p99Ms.toFixed(3)), errors: t.proxy.errors,
+    }])),
+    rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, proxy_10k_sessions: sessionsRss },
+    cli_token: { node_e0_ms: Number(nodeMs.toFixed(1)), credproxy_token_ms: Number(tokenMs.toFixed(1)), ratio: Number((tokenMs / nodeMs).toFixed(3)) },
+    refresh: { concurrent_requests: 100, served, refresh_grants_at_server: refreshGrants },
+    targets: targets.map((t) => ({ name: t.name, value: Number(Number(t.value).toFixed(3)), unit: t.unit, met: t.met })),
+  };
+  if (json) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } else {
+    process.stdout.write(`\nRSS: proxy idle ${idleRss} MB (floor ${floorIdleRss} MB), after load ${loadedRss} MB, with 10k pending sessions ${sessionsRss} MB\n`);
+    process.stdout.write(`credproxy token: ${tokenMs.toFixed(1)} ms vs node -e 0: ${nodeMs.toFixed(1)} ms → ${(tokenMs / nodeMs).toFixed(2)}×\n`);
+    process.stdout.write(`refresh: 100 concurrent get_token on an expired token → ${refreshGrants} grant(s) at the server, ${served}/100 served\n\n`);
+    for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
+  }
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await as.close();
+  await new Promise((r) => setTimeout(r, 300));
+  rmSync(dir, { recursive: true, force: true });
+}

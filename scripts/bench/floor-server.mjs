@@ -1,0 +1,36 @@
+// The floor: the least a Node process can do for get_token — read length-prefixed frames on a
+// Unix socket, parse each (to learn its id), answer a canned token. No checks, no stores.
+import net from 'node:net';
+import fs from 'node:fs';
+
+const socketPath = process.argv[2];
+if (!socketPath) throw new Error('usage: floor-server.mjs SOCKET');
+try { fs.unlinkSync(socketPath); } catch {}
+const data = { access_token: 'floor-access-token', token_type: 'Bearer', expiry: 4102444800 };
+
+function frame(obj) {
+  const body = Buffer.from(JSON.stringify(obj));
+  const head = Buffer.allocUnsafe(4);
+  head.writeUInt32BE(body.length, 0);
+  return Buffer.concat([head, body]);
+}
+
+const server = net.createServer((sock) => {
+  let buf = Buffer.alloc(0);
+  sock.on('data', (chunk) => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    let off = 0;
+    while (buf.length - off >= 4) {
+      const len = buf.readUInt32BE(off);
+      if (buf.length - off - 4 < len) break;
+      const msg = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len));
+      off += 4 + len;
+      if (msg.op === 'handshake') sock.write(frame({ v: 2, ok: true, data: { version: 2 } }));
+      else sock.write(frame({ v: 2, id: msg.id, ok: true, data }));
+    }
+    buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
+  });
+  sock.on('error', () => {});
+});
+server.listen(socketPath, () => process.send?.('ready'));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
