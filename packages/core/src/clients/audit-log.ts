@@ -30,15 +30,23 @@ export class AuditLog {
   #queuedBytes = 0;
   #timer: NodeJS.Timeout | undefined;
   #size: number | undefined;
+  /** The line prefix for the current millisecond: many ops share one. */
+  #tsAt = Number.NaN;
+  #ts = '';
 
   constructor(options: AuditLogOptions) {
     this.#o = { maxBytes: 10 * 1024 * 1024, keep: 3, ...options };
   }
 
-  record(event: AuditRecord): void {
-    let line = `{"ts":"${new Date(this.#o.clock.now()).toISOString()}"`;
+  record<T extends { [K in keyof T]: AuditRecord[string] }>(event: T): void {
+    const now = this.#o.clock.now();
+    if (now !== this.#tsAt) {
+      this.#tsAt = now;
+      this.#ts = `{"ts":"${new Date(now).toISOString()}"`;
+    }
+    let line = this.#ts;
     for (const key in event) {
-      const value = event[key];
+      const value: AuditRecord[string] = event[key];
       if (value === undefined) continue;
       line += `,"${key}":${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
     }

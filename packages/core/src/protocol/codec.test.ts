@@ -1,8 +1,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeFrame, FrameDecoder, HEADER_BYTES, type DecodedFrame } from './codec.js';
+import { deepFreeze, encodeFrame, encodeOkFrame, FrameDecoder, FrozenJson, HEADER_BYTES, type DecodedFrame } from './codec.js';
 import { ErrorCode, ProxyError } from './errors.js';
-import { MAX_FRAME_BYTES } from './limits.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './limits.js';
 
 function frame(body: string | Buffer, declared?: number): Buffer {
   const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
@@ -30,6 +30,49 @@ describe('encodeFrame', () => {
     expect(() => encodeFrame({ pad: 'x'.repeat(100) }, 50)).toThrow(
       expect.objectContaining({ code: ErrorCode.RESPONSE_TOO_LARGE }),
     );
+  });
+});
+
+describe('encodeOkFrame', () => {
+  it('writes the same bytes as encodeFrame of {v, id, ok: true, data}, frozen or not', () => {
+    const json = new FrozenJson();
+    fc.assert(
+      fc.property(fc.string(), fc.option(fc.jsonValue(), { nil: undefined }), fc.boolean(), (id, data, freeze) => {
+        const value = freeze ? deepFreeze(structuredClone(data)) : data;
+        const expected = encodeFrame({ v: PROTOCOL_VERSION, id, ok: true, data: value });
+        expect(encodeOkFrame(id, value, MAX_FRAME_BYTES, json).equals(expected)).toBe(true);
+        expect(encodeOkFrame(id, value).equals(expected)).toBe(true);
+      }),
+    );
+  });
+
+  it('refuses an answer over the limit with RESPONSE_TOO_LARGE', () => {
+    expect(() => encodeOkFrame('1', { blob: 'x'.repeat(100) }, 64)).toThrow(expect.objectContaining({ code: ErrorCode.RESPONSE_TOO_LARGE }));
+  });
+});
+
+describe('FrozenJson', () => {
+  it('serializes a frozen value once and a mutable value every time', () => {
+    const json = new FrozenJson();
+    const frozen = deepFreeze({ access_token: 'a', nested: { scope: 'x' } });
+    const spy = { calls: 0 };
+    const original = JSON.stringify;
+    JSON.stringify = ((...args: Parameters<typeof JSON.stringify>) => {
+      spy.calls += 1;
+      return original(...args);
+    }) as typeof JSON.stringify;
+    try {
+      expect(json.stringify(frozen)).toBe(original(frozen));
+      expect(json.stringify(frozen)).toBe(original(frozen));
+      expect(spy.calls).toBe(1);
+      const mutable: Record<string, unknown> = { access_token: 'a' };
+      expect(json.stringify(mutable)).toBe('{"access_token":"a"}');
+      mutable.access_token = 'b';
+      expect(json.stringify(mutable)).toBe('{"access_token":"b"}');
+    } finally {
+      JSON.stringify = original;
+    }
+    expect(Object.isFrozen(frozen.nested)).toBe(true);
   });
 });
 

@@ -1,5 +1,5 @@
 import { ErrorCode, ProxyError } from './errors.js';
-import { MAX_FRAME_BYTES } from './limits.js';
+import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './limits.js';
 
 /** Bytes of the length prefix: unsigned 32-bit big-endian. */
 export const HEADER_BYTES = 4;
@@ -9,7 +9,45 @@ export const HEADER_BYTES = 4;
  * Throws RESPONSE_TOO_LARGE when the body would exceed `maxFrameBytes`.
  */
 export function encodeFrame(value: unknown, maxFrameBytes: number = MAX_FRAME_BYTES): Buffer {
-  const json = JSON.stringify(value);
+  return encodeJsonText(JSON.stringify(value), maxFrameBytes);
+}
+
+/**
+ * JSON of deeply frozen values, computed once per value. A cached token's view is one frozen
+ * object served to every caller until the token changes, so its JSON is built once, not per
+ * request. Values that are not frozen are stringified each time.
+ */
+export class FrozenJson {
+  readonly #cache = new WeakMap<object, string>();
+
+  stringify(value: unknown): string | undefined {
+    if (typeof value !== 'object' || value === null || !Object.isFrozen(value)) return JSON.stringify(value);
+    let json = this.#cache.get(value);
+    if (json === undefined) {
+      json = JSON.stringify(value);
+      this.#cache.set(value, json);
+    }
+    return json;
+  }
+}
+
+/** A success answer `{v, id, ok: true, data}`, the same bytes as encodeFrame of that object. */
+export function encodeOkFrame(id: string, data: unknown, maxFrameBytes: number = MAX_FRAME_BYTES, json?: FrozenJson): Buffer {
+  const dataJson = json ? json.stringify(data) : JSON.stringify(data);
+  const head = `{"v":${PROTOCOL_VERSION},"id":${JSON.stringify(id)},"ok":true`;
+  return encodeJsonText(dataJson === undefined ? `${head}}` : `${head},"data":${dataJson}}`, maxFrameBytes);
+}
+
+/** Deep-freeze a JSON value in place and return it (for FrozenJson). */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function encodeJsonText(json: string, maxFrameBytes: number): Buffer {
   const bodyLength = Buffer.byteLength(json, 'utf8');
   if (bodyLength > maxFrameBytes) {
     throw new ProxyError(

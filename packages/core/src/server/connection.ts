@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { type Identity, identityName } from '../clients/policy.js';
-import { encodeFrame, FrameDecoder } from '../protocol/codec.js';
+import { encodeFrame, encodeOkFrame, FrameDecoder, FrozenJson } from '../protocol/codec.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { GET_TOKEN_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, PARTIAL_FRAME_TIMEOUT_MS, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { isPlainObject } from '../protocol/validate.js';
@@ -34,6 +34,8 @@ export interface ConnectionOptions {
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   onAudit?: (event: AuditEvent) => void;
+  /** Shared by a listener's connections, so a cached token is serialized once for all. */
+  json?: FrozenJson;
 }
 
 export interface AuditEvent {
@@ -85,6 +87,7 @@ export class Connection {
   readonly #maxFrameBytes: number;
   readonly #partialTimeoutMs: number;
   readonly #onAudit: ((event: AuditEvent) => void) | undefined;
+  readonly #json: FrozenJson;
   #identity: Identity | undefined;
   readonly #inFlight = new Map<string, InFlight>();
   #partialTimer: NodeJS.Timeout | undefined;
@@ -101,6 +104,7 @@ export class Connection {
     this.#decoder = new FrameDecoder(options.maxFrameBytes);
     this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
     this.#onAudit = options.onAudit;
+    this.#json = options.json ?? new FrozenJson();
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#socket.on('close', () => this.#onClose());
     this.#socket.on('error', () => undefined);
@@ -197,6 +201,10 @@ export class Connection {
       const id = (frame as { id?: string | null }).id ?? null;
       bytes = encodeFrame(toErrorFrame(err, id));
     }
+    this.#write(bytes);
+  }
+
+  #write(bytes: Buffer): void {
     this.#socket.write(bytes);
     if (this.#socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
       this.#services.logger.log('warn', 'closing connection: peer is not reading its answers', { pid: this.#peer.pid });
@@ -340,29 +348,24 @@ export class Connection {
   }
 
   #run(id: string, op: DispatchedOp, handler: Handler<DispatchedOp>, raw: Record<string, unknown>, identity: Identity): void {
-    const req = new InFlight(id);
     const started = performance.now();
-    let deadline: NodeJS.Timeout | undefined;
+    // Made only when the handler reads ctx.signal or the answer is asynchronous: a cached token
+    // is answered with no InFlight, AbortController, timer or closure.
+    let req: InFlight | undefined;
     const ctx: RequestContext = {
       identity,
       services: this.#services,
       peer: this.#peer,
       get signal() {
+        req ??= new InFlight(id);
         return req.signal;
       },
-    };
-    const finish = (frame: object, outcome: string, payload?: { provider?: string; bucket?: string }): void => {
-      if (deadline) clearTimeout(deadline);
-      if (req.cancelled) return;
-      this.#inFlight.delete(id);
-      this.#audit(op, outcome, payload, performance.now() - started);
-      this.#send(frame);
     };
     let validated: ReturnType<Handler<DispatchedOp>['validate']>;
     try {
       validated = handler.validate(raw);
     } catch (err) {
-      finish(toErrorFrame(err, id), err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR);
+      this.#answerError(err, op, id, undefined, started);
       return;
     }
     const scope = validated as { provider?: string; bucket?: string };
@@ -370,35 +373,59 @@ export class Connection {
     try {
       result = handler.run(validated as never, ctx);
     } catch (err) {
-      this.#fail(err, op, finish, id, scope);
+      this.#answerError(err, op, id, scope, started);
       return;
     }
     if (!(result instanceof Promise)) {
-      // Answered at once (e.g. a cached token): nothing to cancel, no deadline, no timer.
-      finish({ v: PROTOCOL_VERSION, id, ok: true, data: result }, 'ok', scope);
+      this.#answerOk(id, op, result, scope, started);
       return;
     }
-    this.#inFlight.set(id, req);
+    const inFlight = (req ??= new InFlight(id));
+    this.#inFlight.set(id, inFlight);
+    let deadline: NodeJS.Timeout | undefined;
+    const settled = (): boolean => {
+      if (deadline) clearTimeout(deadline);
+      if (inFlight.cancelled) return false;
+      this.#inFlight.delete(id);
+      return true;
+    };
     if (handler.slow) {
       deadline = setTimeout(() => {
         const err = new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${op} did not finish within ${GET_TOKEN_DEADLINE_MS / 1000} s — the provider is slow or unreachable; try again`);
-        req.abort(err);
-        finish(toErrorFrame(err, id), err.code, scope);
-        req.cancelled = true;
+        inFlight.abort(err);
+        if (settled()) this.#answerError(err, op, id, scope, started);
+        inFlight.cancelled = true;
       }, GET_TOKEN_DEADLINE_MS);
       deadline.unref();
     }
     result.then(
-      (data) => finish({ v: PROTOCOL_VERSION, id, ok: true, data }, 'ok', scope),
-      (err: unknown) => this.#fail(err, op, finish, id, scope),
+      (data) => {
+        if (settled()) this.#answerOk(id, op, data, scope, started);
+      },
+      (err: unknown) => {
+        if (settled()) this.#answerError(err, op, id, scope, started);
+      },
     );
   }
 
-  #fail(err: unknown, op: string, finish: (frame: object, outcome: string, scope?: { provider?: string; bucket?: string }) => void, id: string, scope: { provider?: string; bucket?: string }): void {
+  #answerOk(id: string, op: string, data: unknown, scope: { provider?: string; bucket?: string }, started: number): void {
+    this.#audit(op, 'ok', scope, performance.now() - started);
+    if (this.#socket.destroyed || !this.#socket.writable) return;
+    let bytes: Buffer;
+    try {
+      bytes = encodeOkFrame(id, data, this.#maxFrameBytes, this.#json);
+    } catch (err) {
+      bytes = encodeFrame(toErrorFrame(err, id));
+    }
+    this.#write(bytes);
+  }
+
+  #answerError(err: unknown, op: string, id: string, scope: { provider?: string; bucket?: string } | undefined, started: number): void {
     if (!(err instanceof ProxyError) || err.code === ErrorCode.INTERNAL_ERROR) {
       this.#services.logger.log('error', `op ${op} failed: ${err instanceof Error ? (err.stack ?? err.message) : `a thrown ${typeof err}`}`);
     }
-    finish(toErrorFrame(err, id), err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR, scope);
+    this.#audit(op, err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR, scope, performance.now() - started);
+    this.#send(toErrorFrame(err, id));
   }
 
   #audit(op: string, outcome: string, scope?: { provider?: string; bucket?: string }, ms?: number): void {

@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { MAX_CONNECTIONS, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
-import { encodeFrame } from '../protocol/codec.js';
+import { encodeFrame, FrozenJson } from '../protocol/codec.js';
 import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding } from './connection.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import type { PeerCredentialReader } from './peer-credentials.js';
@@ -66,6 +66,7 @@ export class ListenerHost {
   readonly #options: ListenerHostOptions;
   readonly #listeners = new Map<string, Listener>();
   #connectionCount = 0;
+  readonly #json = new FrozenJson();
 
   constructor(options: ListenerHostOptions) {
     this.#options = options;
@@ -131,6 +132,7 @@ export class ListenerHost {
       ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
       ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
       ...(onAudit ? { onAudit } : {}),
+      json: this.#json,
     });
     if (onAudit) {
       const event: AuditEvent = { event: 'connect', client: listener.binding.clientName ?? 'none', op: 'connect', outcome: 'ok' };

@@ -194,7 +194,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
-      onAudit: options.onAudit ?? ((event) => audit.record({ ...event })),
+      onAudit: options.onAudit ?? ((event) => audit.record(event)),
     });
     await host.listen(paths.socketPath, { kind: 'owner' });
     for (const client of clients.list()) {

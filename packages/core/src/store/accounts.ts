@@ -10,6 +10,7 @@ import type {
   TokenView,
 } from '../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import { deepFreeze } from '../protocol/codec.js';
 import { type Clock, unixSeconds } from '../util/clock.js';
 import { SECRET_TOKEN_FIELDS, type AccountKey, type AccountRecord, type StoredToken, type TokenStore } from './token-store.js';
 
@@ -148,7 +149,8 @@ export class AccountService {
     this.#recordUse(key);
     let view = this.#views.get(record);
     if (!view) {
-      view = toTokenView(record);
+      // Frozen, so the connection serializes it once for every caller (codec FrozenJson).
+      view = deepFreeze(structuredClone(toTokenView(record)));
       this.#views.set(record, view);
     }
     return view;
