@@ -2,6 +2,8 @@
  * A real OAuth 2.0 / OpenID Connect authorization server for tests: oidc-provider on a loopback port,
  * with the test hooks credproxy needs (device-flow interval and slow_down, token-endpoint fault
  * injection, grant counters, a "paste the code" page, introspection/revocation/userinfo helpers).
+ * With `stateFile` (and `port`) it can be killed with SIGKILL and started again with everything it
+ * issued still valid (test/support/as-child.mjs runs it in a child process for that).
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import {
@@ -15,6 +17,7 @@ import type { AddressInfo } from 'node:net';
 
 import { createMapAdapterFactory, MapStore } from './map-adapter.js';
 import { withoutProviderNotices } from './quiet.js';
+import { readStateFile, writeStateFileSync, type StateSecrets } from './state-file.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -54,6 +57,14 @@ export type InjectedResponse =
       /** destroy the TCP connection without answering (after delayMs, if given) */
       dropConnection: true;
       delayMs?: number;
+    }
+  | {
+      /**
+       * hold the request for delayMs, then let the real token endpoint answer it (a slow server;
+       * a kill during the hold is a server dying with the request in flight, before it acted on it)
+       */
+      passThrough: true;
+      delayMs: number;
     };
 
 /** Return a response to inject it, or undefined to let the real token endpoint answer. */
@@ -102,6 +113,22 @@ export interface TestAuthServerOptions {
   nativeRedirectUris?: string[];
   /** drop oidc-provider's console notices (default true) */
   quiet?: boolean;
+  /**
+   * loopback port to listen on. Default: the port recorded in `stateFile` when that file exists
+   * (so a restarted server keeps its issuer), else 0 (an ephemeral port).
+   */
+  port?: number;
+  /**
+   * Persist the server's state to this file and load it at start: the signing key, cookie keys,
+   * the confidential client's secret, the port, and every stored artifact (grants, sessions,
+   * codes, access and refresh tokens). The file is rewritten synchronously (temp file + rename) on
+   * every storage write, so a server killed with SIGKILL and started again on the same file (and
+   * port) still honours every token it issued, and knows which refresh tokens were consumed.
+   * Without it (default) the state lives in memory and dies with the server.
+   */
+  stateFile?: string;
+  /** called for every HTTP request the server answered, when it is recorded in `requests` */
+  onRequest?: (record: RequestRecord) => void;
 }
 
 export interface TestClients {
@@ -162,6 +189,10 @@ export interface TestAuthServer {
   readonly requests: readonly RequestRecord[];
   /** the oidc-provider Provider instance (untyped; for advanced tests only) */
   readonly provider: unknown;
+  /** the state file this server persists to (options.stateFile), if any */
+  readonly stateFile: string | undefined;
+  /** true when the server loaded its state from an existing state file at start */
+  readonly restored: boolean;
   /** `issuer + path` */
   url(path: string): string;
   resetCounts(): void;
@@ -291,6 +322,21 @@ async function parseResponse(res: Response): Promise<unknown> {
   return text;
 }
 
+function newSecrets(): StateSecrets {
+  // Signing key: ES256.
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    signingKey: {
+      ...privateKey.export({ format: 'jwk' }),
+      kid: randomBytes(8).toString('hex'),
+      alg: 'ES256',
+      use: 'sig',
+    },
+    cookieKeys: [randomBytes(32).toString('base64url')],
+    confidentialClientSecret: randomBytes(24).toString('base64url'),
+  };
+}
+
 function findAccount(_ctx: unknown, sub: string) {
   return {
     accountId: sub,
@@ -323,11 +369,16 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
 
   const { Provider } = await loadProvider(quiet);
 
+  // 0. A state file: the secrets and artifacts of an earlier run of this server, or a fresh start.
+  const stateFile = options.stateFile;
+  const saved = stateFile === undefined ? undefined : readStateFile(stateFile);
+  const secrets = saved?.secrets ?? newSecrets();
+
   // 1. Bind the port first: the issuer is built from it.
   const httpServer: Server = createServer();
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', reject);
-    httpServer.listen(0, '127.0.0.1', () => {
+    httpServer.listen(options.port ?? saved?.port ?? 0, '127.0.0.1', () => {
       httpServer.off('error', reject);
       resolve();
     });
@@ -340,7 +391,7 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
     native: { clientId: 'native', redirectUris: [...nativeRedirectUris] },
     confidential: {
       clientId: 'confidential',
-      clientSecret: randomBytes(24).toString('base64url'),
+      clientSecret: secrets.confidentialClientSecret,
       redirectUris: [...nativeRedirectUris],
     },
     paste: { clientId: 'paste', redirectUri: url('/paste-code') },
@@ -359,16 +410,20 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
     pasteCode: url('/paste-code'),
   };
 
-  // 2. Signing key: ES256, generated per server.
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const signingKey = {
-    ...privateKey.export({ format: 'jwk' }),
-    kid: randomBytes(8).toString('hex'),
-    alg: 'ES256',
-    use: 'sig',
+  // 2. Storage, persisted on every write when there is a state file.
+  let closed = false;
+  const persist = () => {
+    if (stateFile === undefined || closed) return;
+    writeStateFileSync(stateFile, { version: 1, port, secrets, entries: store.snapshot() });
   };
-
-  const store = new MapStore(options.expiredRetention ?? 60);
+  const store = new MapStore(options.expiredRetention ?? 60, stateFile === undefined ? {} : { onChange: persist });
+  if (saved) store.restore(saved.entries);
+  try {
+    persist();
+  } catch (error) {
+    httpServer.close();
+    throw error;
+  }
 
   // Policies: the confidential client acts as the test harness's admin for introspection/revocation.
   const mayInspect = async (_ctx: unknown, client: ProviderClient, token: ProviderToken) =>
@@ -412,8 +467,8 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
       response_types: ['code'],
     },
     responseTypes: ['code'],
-    jwks: { keys: [signingKey] },
-    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    jwks: { keys: [secrets.signingKey] },
+    cookies: { keys: [...secrets.cookieKeys] },
     claims: {
       openid: ['sub'],
       profile: ['name', 'preferred_username'],
@@ -521,6 +576,8 @@ ${form}
       });
       if (injected) {
         if (injected.delayMs) await sleep(injected.delayMs);
+      }
+      if (injected && !('passThrough' in injected)) {
         if ('dropConnection' in injected) {
           ctx.respond = false;
           ctx.req.socket.destroy();
@@ -583,12 +640,14 @@ ${form}
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     res.on('finish', () => {
       const grantType = grantTypeOf.get(req);
-      requests.push({
+      const record: RequestRecord = {
         method: req.method ?? 'GET',
         path,
         status: res.statusCode,
         ...(grantType !== undefined ? { grantType } : {}),
-      });
+      };
+      requests.push(record);
+      options.onRequest?.(record);
     });
     if (path === '/paste-code' && (req.method === 'GET' || req.method === 'HEAD')) {
       servePasteCode(new URL(req.url ?? '/', issuer), res);
@@ -609,6 +668,8 @@ ${form}
     clients,
     endpoints,
     provider,
+    stateFile,
+    restored: saved !== undefined,
     get grantCounts() {
       return { ...grantCounts };
     },
@@ -663,6 +724,7 @@ ${form}
       return { status: res.status, headers: res.headers, body: await parseResponse(res) };
     },
     close() {
+      closed = true;
       closing ??= new Promise<void>((resolve) => {
         httpServer.close(() => {
           store.clear();

@@ -1,5 +1,8 @@
+import { promises as fs } from 'node:fs';
 import { createServer, request as httpRequest, Agent } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 
 import * as oauth from 'oauth4webapi';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -17,9 +20,17 @@ const SCOPE = 'openid offline_access profile email';
 const LOOPBACK_REDIRECT = 'http://127.0.0.1:49152/callback';
 
 const servers: TestAuthServer[] = [];
+const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(dirs.splice(0).map((d) => fs.rm(d, { recursive: true, force: true })));
 });
+
+async function tempStateFile(): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'tk-'));
+  dirs.push(dir);
+  return path.join(dir, 'as-state.json');
+}
 
 async function start(options?: TestAuthServerOptions) {
   const server = await startTestAuthServer(options);
@@ -498,5 +509,98 @@ describe('test authorization server', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     agent.destroy();
     await expect(fetch(server.issuer)).rejects.toThrow();
+  });
+});
+
+describe('persistence across a restart (stateFile)', () => {
+  const client: oauth.Client = { client_id: 'native' };
+  const refreshWith = (as: oauth.AuthorizationServer, refreshToken: string) =>
+    oauth
+      .refreshTokenGrantRequest(as, client, oauth.None(), refreshToken, insecure)
+      .then((r) => oauth.processRefreshTokenResponse(as, client, r));
+
+  it('a server started again on the same state file keeps its port, keys, secrets and every token', async () => {
+    const stateFile = await tempStateFile();
+    const { server: first, as } = await start({ stateFile, rotateRefreshToken: true });
+    expect(first.restored).toBe(false);
+    expect(first.stateFile).toBe(stateFile);
+    const user = createScriptedUser();
+    const tokens = await codeLogin(as, user);
+    // Rotate once before the "crash": the first refresh token is consumed, the second is live.
+    const rotated = await refreshWith(as, tokens.refresh_token!);
+    expect(rotated.refresh_token).not.toBe(tokens.refresh_token);
+    const jwksBefore = await (await fetch(first.endpoints.jwks)).json();
+    // Every write was already on disk; close() (like a kill) must not empty the file.
+    const onDisk = await fs.readFile(stateFile, 'utf8');
+    await first.close();
+    expect(await fs.readFile(stateFile, 'utf8')).toBe(onDisk);
+    await expect(fetch(first.issuer)).rejects.toThrow();
+
+    const { server: second, as: as2 } = await start({ stateFile, rotateRefreshToken: true });
+    expect(second.restored).toBe(true);
+    expect(second.port).toBe(first.port);
+    expect(second.issuer).toBe(first.issuer);
+    expect(second.clients.confidential.clientSecret).toBe(first.clients.confidential.clientSecret);
+    expect(await (await fetch(second.endpoints.jwks)).json()).toEqual(jwksBefore);
+
+    // Tokens issued before the restart still work: access token at userinfo, refresh token at /token.
+    expect((await second.userinfo(rotated.access_token)).status).toBe(200);
+    expect(await second.isActive(rotated.refresh_token!)).toBe(true);
+    const after = await refreshWith(as2, rotated.refresh_token!);
+    expect(after.refresh_token).not.toBe(rotated.refresh_token);
+    expect((await second.userinfo(after.access_token)).status).toBe(200);
+    // The consumed state survived too: replaying the refresh token consumed before the restart is
+    // refused (and, per oidc-provider's rotation policy, revokes the grant).
+    await expectOAuthError(refreshWith(as2, tokens.refresh_token!), 'invalid_grant');
+
+    // The login session (cookie keys + Session entry) survived: a second login needs consent only.
+    const before = second.requests.length;
+    await codeLogin(as2, user);
+    const posts = second.requests.slice(before).filter((r) => r.method === 'POST' && r.path.startsWith('/interaction/'));
+    expect(posts).toHaveLength(1);
+  });
+
+  it('without a state file nothing survives: a new server on the same port knows no tokens', async () => {
+    const { server: first, as } = await start();
+    const tokens = await codeLogin(as);
+    await first.close();
+    // (also lets fetch's pool see its keep-alive connections to the old server closed)
+    await expect(fetch(first.issuer)).rejects.toThrow();
+    const { server: second } = await start({ port: first.port });
+    expect(second.issuer).toBe(first.issuer);
+    expect(second.restored).toBe(false);
+    expect((await second.userinfo(tokens.access_token)).status).toBe(401);
+    expect(await second.isActive(tokens.refresh_token!)).toBe(false);
+  });
+
+  it('rejects a file that is not a state file', async () => {
+    const stateFile = await tempStateFile();
+    await fs.writeFile(stateFile, JSON.stringify({ hello: 'world' }));
+    await expect(startTestAuthServer({ stateFile })).rejects.toThrow(/not a test authorization server state file/);
+  });
+
+  it('passThrough holds a token request, then the real endpoint answers it', async () => {
+    const { server, as } = await start();
+    const tokens = await codeLogin(as);
+    const held: number[] = [];
+    server.setTokenEndpointFault((req) => {
+      if (req.countedAs !== 'refresh_token') return undefined;
+      held.push(req.attempt);
+      return { passThrough: true, delayMs: 300 };
+    });
+    const started = Date.now();
+    const refreshed = await refreshWith(as, tokens.refresh_token!);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+    expect(held).toEqual([1]);
+    expect(server.grantSuccesses.refresh_token).toBe(1);
+    expect((await server.userinfo(refreshed.access_token)).status).toBe(200);
+  });
+
+  it('reports each answered request to onRequest', async () => {
+    const seen: string[] = [];
+    const { as } = await start({ onRequest: (r) => seen.push(`${r.method} ${r.path} ${r.status}${r.grantType ? ` ${r.grantType}` : ''}`) });
+    await codeLogin(as);
+    expect(seen).toContain('GET /.well-known/openid-configuration 200');
+    expect(seen).toContain('POST /token 200 authorization_code');
   });
 });

@@ -176,9 +176,35 @@ export function describeUpstream(err: unknown): string {
   }
   if (err instanceof Error) {
     if (err.name === 'TimeoutError') return `no answer within ${UPSTREAM_TIMEOUT_MS / 1000} s`;
-    return err.message;
+    const why = networkCause(err);
+    return why ? `${err.message}: ${why}` : err.message;
   }
   return String(err);
+}
+
+const NETWORK_CODES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused (ECONNREFUSED)',
+  ECONNRESET: 'connection reset (ECONNRESET)',
+  ENOTFOUND: 'host not found (ENOTFOUND)',
+  EAI_AGAIN: 'DNS lookup failed (EAI_AGAIN)',
+  ETIMEDOUT: 'connection timed out (ETIMEDOUT)',
+  EHOSTUNREACH: 'host unreachable (EHOSTUNREACH)',
+  ENETUNREACH: 'network unreachable (ENETUNREACH)',
+  UND_ERR_SOCKET: 'the connection closed mid-answer',
+};
+
+/** fetch says only "fetch failed"; the reason is in its cause chain (undici). */
+function networkCause(err: Error): string | undefined {
+  let cause: unknown = err.cause;
+  for (let depth = 0; depth < 4 && cause instanceof Error; depth++) {
+    const code = (cause as { code?: unknown }).code;
+    if (typeof code === 'string') {
+      const known = NETWORK_CODES[code];
+      if (known) return known;
+    }
+    cause = cause.cause;
+  }
+  return undefined;
 }
 
 export function upstreamError(err: unknown, what: string): ProxyError {
