@@ -14,7 +14,7 @@ import { RefreshCoordinator } from '../flows/refresh.js';
 import { RenewalScheduler } from '../flows/renewal.js';
 import { AuditLog } from '../clients/audit-log.js';
 import { assertSocketPathFits, type CredproxyPaths } from '../paths.js';
-import { MAX_FRAME_BYTES } from '../protocol/limits.js';
+import { MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { AccountService } from '../store/accounts.js';
 import { ApiKeyStore } from '../store/api-key-store.js';
 import { FileTokenStore } from '../store/file-token-store.js';
@@ -26,6 +26,7 @@ import { isRunning } from '../util/process.js';
 import { CREDPROXY_VERSION } from '../version.js';
 import type { AuditEvent } from './connection.js';
 import type { ProxyServices } from './context.js';
+import { connectionCap, readOpenFilesLimit } from './fd-limit.js';
 import { CapabilityGate } from './handshake-gate.js';
 import { ListenerHost, socketAnswers } from './listener-host.js';
 import { createPeerCredentialReader, type PeerCredentialReader } from './peer-credentials.js';
@@ -37,6 +38,8 @@ export interface ProxyOptions {
   /** Largest frame accepted, at most 4 MiB. */
   maxFrameBytes?: number;
   maxConnections?: number;
+  /** The soft open-files limit (default: read from /proc/self/limits); the cap fits under it. */
+  openFilesLimit?: number;
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   readPeer?: PeerCredentialReader;
@@ -100,6 +103,17 @@ async function acquireLock(paths: CredproxyPaths, logger: Logger): Promise<() =>
       await fs.rm(`${paths.pidFile}.lock`, { recursive: true, force: true });
     }
   }
+}
+
+/** The connection cap, lowered (with a warning naming the fix) to fit the open-files limit. */
+function fittedConnectionCap(options: ProxyOptions, logger: Logger): number {
+  const requested = options.maxConnections ?? MAX_CONNECTIONS;
+  const limit = options.openFilesLimit ?? readOpenFilesLimit();
+  const cap = connectionCap(requested, limit);
+  if (cap < requested) {
+    logger.log('warn', `the open-files limit (ulimit -n ${limit}) leaves room for ${cap} connections, not ${requested} — raise it, e.g. \`ulimit -n 4096\` before \`credproxy serve\`, or LimitNOFILE= in a systemd unit`);
+  }
+  return cap;
 }
 
 export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
@@ -191,7 +205,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       }),
       readPeer: options.readPeer ?? createPeerCredentialReader(logger),
       maxFrameBytes: Math.min(options.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES),
-      ...(options.maxConnections !== undefined ? { maxConnections: options.maxConnections } : {}),
+      maxConnections: fittedConnectionCap(options, logger),
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
       onAudit: options.onAudit ?? ((event) => audit.record(event)),
