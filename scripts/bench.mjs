@@ -39,6 +39,14 @@ const children = [];
 function start(args, options = {}) {
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...options });
   children.push(child);
+  // Read what the child writes: a pipe nobody reads fills up, and a process that still has
+  // output queued for it cannot exit. The last few KiB are kept for error reports.
+  child.output = '';
+  const keep = (chunk) => {
+    child.output = (child.output + chunk.toString()).slice(-8192);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   return child;
 }
 
@@ -187,8 +195,22 @@ try {
     for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
   }
 } finally {
-  for (const c of children) c.kill('SIGTERM');
+  // Every child must stop on SIGTERM; one that does not is reported (with its last output) and killed.
+  await Promise.all(children.map((c) => {
+    if (c.exitCode !== null || c.signalCode !== null) return undefined;
+    return new Promise((resolve) => {
+      const late = setTimeout(() => {
+        process.stderr.write(`bench: ${c.spawnargs.slice(1).join(' ')} did not stop within 5 s of SIGTERM; killing it. Its last output:\n${c.output}\n`);
+        process.exitCode = 1;
+        c.kill('SIGKILL');
+      }, 5_000);
+      c.once('exit', () => {
+        clearTimeout(late);
+        resolve();
+      });
+      c.kill('SIGTERM');
+    });
+  }));
   await as.close();
-  await new Promise((r) => setTimeout(r, 300));
   rmSync(dir, { recursive: true, force: true });
 }

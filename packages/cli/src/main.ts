@@ -3,6 +3,9 @@
  * any error into a message and an exit code — in the one catch below.
  */
 import type { CommandContext, CommandModule } from './command-kit.js';
+// Loaded with main, not on demand: `credproxy token` runs per request in scripts, and a dynamic
+// import would add two more sequential module loads to its start (token-fast.ts is small).
+import { runFast as runTokenFast } from './commands/token-fast.js';
 import { CREDPROXY_VERSION } from './core-client.js';
 import { describeError } from './exit-codes.js';
 import { type CliIO, processIO } from './output.js';
@@ -10,6 +13,8 @@ import { type CliIO, processIO } from './output.js';
 interface CommandEntry {
   name: string;
   load(): Promise<CommandModule>;
+  /** Tried first, without commander, when the command word comes first; undefined: not handled. */
+  runFast?: CommandModule['runFast'];
 }
 
 /** Every top-level command. Adding one is one line; a module loads only when its command runs. */
@@ -18,7 +23,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'stop', load: () => import('./commands/stop.js') },
   { name: 'ping', load: () => import('./commands/ping.js') },
   { name: 'status', load: () => import('./commands/status.js') },
-  { name: 'token', load: () => import('./commands/token.js') },
+  { name: 'token', load: () => import('./commands/token.js'), runFast: runTokenFast },
   { name: 'exec', load: () => import('./commands/exec.js') },
   { name: 'logout', load: () => import('./commands/logout.js') },
   { name: 'key', load: () => import('./commands/key.js') },
@@ -34,6 +39,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     // not an option is the command.
     const name = argv.find((arg) => !arg.startsWith('-'));
     const entry = COMMANDS.find((c) => c.name === name);
+    if (entry?.runFast && argv[0] === entry.name) {
+      const fast = entry.runFast(argv.slice(1), io);
+      if (fast !== undefined) return await fast;
+    }
     const modules = entry ? [await entry.load()] : await Promise.all(COMMANDS.map((c) => c.load()));
 
     if (entry && argv[0] === entry.name) {

@@ -38,6 +38,13 @@ export async function withProxy<T>(
   }
 }
 
+/** One op on a fresh owner connection, in one round trip (`credproxy token`). */
+export async function requestOnce<O extends Op>(socketOption: string | undefined, env: NodeJS.ProcessEnv, op: O, payload: OpPayload<O>): Promise<OpResult<O>> {
+  return ProxyClient.request({ socketPath: socketPathFor(socketOption, env) }, op, payload).catch((err: unknown) => {
+    throw err instanceof ProxyError ? new OpError(op, err) : err;
+  });
+}
+
 /** Whether a proxy answers `ping` on this socket; its ping data if so. */
 export async function pingSocket(socketPath: string, timeoutMs = 1_000): Promise<OpResult<'ping'> | undefined> {
   let client: ProxyClient | undefined;

@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync, promises as fs } from 'node:fs';
 import path from 'node:path';
-import v8 from 'node:v8';
 import { fileURLToPath } from 'node:url';
 import type { RunningProxy } from '@credproxy/core';
 import type { Command } from 'commander';
@@ -34,7 +33,6 @@ function alreadyRunning(pid: number | undefined, socketPath: string): CliError {
 
 export async function handleServe(options: ServeOptions, io: CliIO): Promise<number> {
   if (options.detach) return serveDetached(options, io);
-  keepYoungGenerationSmall();
   // The whole server: only `serve` loads it.
   const core = await import('@credproxy/core');
   const paths = core.resolvePaths({ env: io.env, socketPath: options.socket });
@@ -59,20 +57,6 @@ export async function handleServe(options: ServeOptions, io: CliIO): Promise<num
     process.off('SIGTERM', onSignal);
   }
   return ExitCode.OK;
-}
-
-/**
- * This process is now a long-running proxy. Each request leaves a little garbage, and under load
- * V8 doubles its young generation up to 3 × 16 MB and keeps it: ~30 MB of resident memory for
- * nothing. Holding the semi-spaces at their initial size costs no measured throughput
- * (project-plans/06-bench-hardening.md). V8 reads this flag each time it would grow the young
- * generation, so setting it now takes effect; `credproxy serve` is the only command that sets it,
- * so short commands keep V8's defaults, and the core library never touches flags of its host.
- */
-export const YOUNG_GENERATION_FLAG = '--semi-space-growth-factor=1';
-
-function keepYoungGenerationSmall(): void {
-  v8.setFlagsFromString(YOUNG_GENERATION_FLAG);
 }
 
 interface DetachedLog {

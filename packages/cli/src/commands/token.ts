@@ -1,77 +1,13 @@
 /**
  * `credproxy token PROVIDER`: print an access token and nothing else, for `$(...)` and scripts.
- * Scripts call this per request, so it skips commander when the arguments are plain.
+ * Plain arguments never reach this module: main runs token-fast.ts first (no commander).
  */
 import type { Command } from 'commander';
 import { parseSeconds } from '../args.js';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
-import type { OpPayload } from '../core-client.js';
-import { type CliIO, printResult } from '../output.js';
-import { withProxy } from '../proxy.js';
+import { handleToken, type TokenOptions } from './token-fast.js';
 
-export interface TokenOptions extends CommonOptions {
-  provider: string;
-  bucket?: string;
-  /** Refresh first when the token expires within this many seconds. */
-  minValid?: number;
-}
-
-export async function handleToken(options: TokenOptions, io: CliIO): Promise<number> {
-  const payload: OpPayload<'get_token'> = { provider: options.provider };
-  if (options.bucket !== undefined) payload.bucket = options.bucket;
-  if (options.minValid !== undefined) payload.min_valid_seconds = options.minValid;
-  // A missing account answers NOT_FOUND ("… is not logged in — run `credproxy login …`"): exit 6.
-  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('get_token', payload));
-  printResult(io, options.json, data, (d) => `${d.access_token}\n`);
-  return 0;
-}
-
-/**
- * The plain forms only: one PROVIDER, `--bucket B`, `--min-valid S`, `--socket P` (also with
- * `=`), `--json`. Anything else returns undefined and commander parses it (and reports errors).
- */
-export function parseTokenArgs(args: readonly string[]): TokenOptions | undefined {
-  let provider: string | undefined;
-  const out: Omit<TokenOptions, 'provider'> = {};
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] ?? '';
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq === -1 ? arg : arg.slice(0, eq);
-    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
-    const value = (): string | undefined => {
-      const v = inline ?? args[++i];
-      return v === undefined || v === '' || v.startsWith('-') ? undefined : v;
-    };
-    switch (flag) {
-      case '--json':
-        if (inline !== undefined) return undefined;
-        out.json = true;
-        break;
-      case '--bucket':
-      case '--socket': {
-        const v = value();
-        if (v === undefined) return undefined;
-        out[flag === '--bucket' ? 'bucket' : 'socket'] = v;
-        break;
-      }
-      case '--min-valid': {
-        const v = value();
-        if (v === undefined || !/^\d+$/.test(v)) return undefined;
-        out.minValid = Number(v);
-        break;
-      }
-      default:
-        if (arg.startsWith('-') || provider !== undefined) return undefined;
-        provider = arg;
-    }
-  }
-  return provider === undefined ? undefined : { provider, ...out };
-}
-
-export function runFast(args: readonly string[], io: CliIO): Promise<number> | undefined {
-  const options = parseTokenArgs(args);
-  return options ? handleToken(options, io) : undefined;
-}
+export { handleToken, parseTokenArgs, runFast, type TokenOptions } from './token-fast.js';
 
 export function register(program: Command, ctx: CommandContext): void {
   dataOptions(

@@ -231,3 +231,56 @@ describe('ProxyClient', () => {
     await expect(ProxyClient.connect({ socketPath, timeoutMs: 100 })).rejects.toMatchObject({ code: ErrorCode.UPSTREAM_UNAVAILABLE });
   });
 });
+
+describe('ProxyClient.request (one round trip)', () => {
+  /** A proxy that records how the bytes arrived: handshake and request must come together. */
+  async function chunkRecordingProxy(handshake: unknown = HANDSHAKE_OK): Promise<{ socketPath: string; chunks: Frame[][]; closed: Promise<void> }> {
+    const socketPath = path.join(dir, 'p.sock');
+    const chunks: Frame[][] = [];
+    let markClosed!: () => void;
+    const closed = new Promise<void>((r) => (markClosed = r));
+    server = net.createServer((socket) => {
+      const decoder = new FrameDecoder();
+      socket.on('error', () => undefined);
+      socket.on('close', () => markClosed());
+      socket.on('data', (chunk) => {
+        const frames = decoder.push(chunk).flatMap((f) => (f.ok ? [f.value as Frame] : []));
+        chunks.push(frames);
+        for (const frame of frames) {
+          if (frame.op === 'handshake') socket.write(encodeFrame(handshake));
+          else if ((handshake as { ok: boolean }).ok) socket.write(encodeFrame(ok(frame.id, { access_token: 'AT' })));
+          else socket.write(encodeFrame({ v: 2, id: frame.id, ok: false, code: 'INVALID_REQUEST', error: 'handshake first' }));
+        }
+      });
+    });
+    await new Promise<void>((r) => server!.listen(socketPath, () => r()));
+    await fs.chmod(socketPath, 0o600);
+    return { socketPath, chunks, closed };
+  }
+
+  it('sends the handshake and the request without waiting in between, answers, and closes', async () => {
+    const { socketPath, chunks, closed } = await chunkRecordingProxy();
+    const data = await ProxyClient.request({ socketPath, capabilityToken: 'cd'.repeat(32) }, 'get_token', { provider: 'gh' });
+    expect(data).toEqual({ access_token: 'AT' });
+    // Both frames were on the wire before the proxy answered anything.
+    expect(chunks.flat().map((f) => f.op)).toEqual(['handshake', 'get_token']);
+    expect(chunks[0]!.map((f) => f.op)).toEqual(['handshake', 'get_token']);
+    expect(chunks[0]![0]!.payload).toMatchObject({ capabilityToken: 'cd'.repeat(32) });
+    await closed;
+  });
+
+  it('reports a refused handshake as itself, not as the request it made pointless', async () => {
+    const { socketPath, closed } = await chunkRecordingProxy({ v: 2, ok: false, code: 'UNAUTHORIZED', error: 'wrong capability token' });
+    const err = await ProxyClient.request({ socketPath }, 'get_token', { provider: 'gh' }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'UNAUTHORIZED', message: 'wrong capability token' });
+    await closed;
+  });
+
+  it('checks the socket before sending anything', async () => {
+    await fs.chmod(dir, 0o777);
+    const { socketPath, chunks } = await chunkRecordingProxy();
+    await expect(ProxyClient.request({ socketPath }, 'get_token', { provider: 'gh' })).rejects.toBeInstanceOf(UntrustedSocketError);
+    expect(chunks).toEqual([]);
+    await fs.chmod(dir, 0o700);
+  });
+});

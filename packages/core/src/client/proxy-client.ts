@@ -3,7 +3,7 @@
  * cannot harvest a token), handshakes, and offers a typed `call(op, payload)` with a per-request
  * timeout that cancels the request on the proxy.
  */
-import { promises as fs } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { encodeFrame, FrameDecoder } from '../protocol/codec.js';
@@ -47,11 +47,13 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 /**
  * Refuse a socket that someone else could have planted: it must be a socket owned by us (or
  * root), in a directory owned by us (or root) that others cannot write to (unless sticky).
+ * Two local stat calls, made synchronously: the async ones would start libuv's thread pool,
+ * which costs a short-lived command like `credproxy token` several milliseconds.
  */
 export async function checkSocketTrust(socketPath: string, uid = process.getuid?.()): Promise<void> {
   let st;
   try {
-    st = await fs.lstat(socketPath);
+    st = lstatSync(socketPath);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new ProxyUnavailableError(socketPath, code === 'ENOENT' ? 'no socket' : String(code));
@@ -61,7 +63,7 @@ export async function checkSocketTrust(socketPath: string, uid = process.getuid?
     throw new UntrustedSocketError(`${socketPath} belongs to uid ${st.uid}, not to you (uid ${uid}) — refusing to send credentials to it`);
   }
   const dir = path.dirname(socketPath);
-  const dst = await fs.stat(dir);
+  const dst = statSync(dir);
   if (uid !== undefined && dst.uid !== uid && dst.uid !== 0) {
     throw new UntrustedSocketError(`${dir} belongs to uid ${dst.uid} — refusing a socket in a directory someone else controls`);
   }
@@ -101,6 +103,39 @@ export class ProxyClient {
 
   /** Connect and handshake. */
   static async connect(options: ConnectOptions): Promise<ProxyClient> {
+    const client = await ProxyClient.#open(options);
+    try {
+      await client.#doHandshake(options.capabilityToken);
+    } catch (err) {
+      client.close();
+      throw err;
+    }
+    return client;
+  }
+
+  /**
+   * One request on a fresh connection, in one round trip: the handshake and the request are
+   * written together (the proxy reads frames in order), then the connection is closed. A refused
+   * handshake is reported as such. For one-shot callers such as `credproxy token`.
+   */
+  static async request<O extends Op>(options: ConnectOptions, op: O, payload: OpPayload<O>, callOptions: CallOptions = {}): Promise<OpResult<O>> {
+    const client = await ProxyClient.#open(options);
+    try {
+      // One write for both frames.
+      client.#socket.cork();
+      const handshake = client.#doHandshake(options.capabilityToken);
+      const answer = client.call(op, payload, callOptions);
+      client.#socket.uncork();
+      // Whatever the handshake says comes first; the request's own answer is read only after it.
+      answer.catch(() => undefined);
+      await handshake;
+      return await answer;
+    } finally {
+      client.close();
+    }
+  }
+
+  static async #open(options: ConnectOptions): Promise<ProxyClient> {
     const { socketPath } = options;
     if (!options.skipSocketCheck) await checkSocketTrust(socketPath);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
@@ -117,14 +152,7 @@ export class ProxyClient {
         );
       });
     });
-    const client = new ProxyClient(socket, socketPath, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    try {
-      await client.#doHandshake(options.capabilityToken);
-    } catch (err) {
-      client.close();
-      throw err;
-    }
-    return client;
+    return new ProxyClient(socket, socketPath, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   get handshake(): HandshakeResult {

@@ -13,6 +13,7 @@ import type { Clock } from '../util/clock.js';
  */
 const FLUSH_DELAY_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
+const QUOTED_CACHE_ENTRIES = 1024;
 
 export type AuditRecord = Record<string, string | number | boolean | undefined>;
 
@@ -32,6 +33,7 @@ export class AuditLog {
   #size: number | undefined;
   /** The line prefix for the current millisecond: many ops share one. */
   #tsAt = Number.NaN;
+  readonly #quoted = new Map<string, string>();
   #ts = '';
 
   constructor(options: AuditLogOptions) {
@@ -48,12 +50,24 @@ export class AuditLog {
     for (const key in event) {
       const value: AuditRecord[string] = event[key];
       if (value === undefined) continue;
-      line += `,"${key}":${typeof value === 'string' ? JSON.stringify(value) : String(value)}`;
+      line += `,"${key}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
     }
-    this.#queue.push(line + '}');
-    this.#queuedBytes += line.length + 2;
+    line += '}';
+    this.#queue.push(line);
+    this.#queuedBytes += line.length + 1;
     if (this.#queuedBytes >= FLUSH_BYTES) this.#write();
     else this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
+  }
+
+  /** JSON of a string; names, ops and outcomes repeat, so their JSON is kept (a bounded set). */
+  #quote(value: string): string {
+    let quoted = this.#quoted.get(value);
+    if (quoted === undefined) {
+      quoted = JSON.stringify(value);
+      if (this.#quoted.size >= QUOTED_CACHE_ENTRIES) this.#quoted.clear();
+      this.#quoted.set(value, quoted);
+    }
+    return quoted;
   }
 
   /**
@@ -67,14 +81,13 @@ export class AuditLog {
       this.#timer = undefined;
     }
     if (this.#queue.length === 0) return;
-    const chunk = this.#queue.join('\n') + '\n';
+    const chunk = Buffer.from(this.#queue.join('\n') + '\n', 'utf8');
     this.#queue = [];
     this.#queuedBytes = 0;
     try {
-      const bytes = Buffer.byteLength(chunk);
-      this.#rotateIfNeeded(bytes);
+      this.#rotateIfNeeded(chunk.length);
       appendFileSync(this.#o.file, chunk, { mode: 0o600 });
-      this.#size = (this.#size ?? 0) + bytes;
+      this.#size = (this.#size ?? 0) + chunk.length;
     } catch {
       // Auditing must never take the proxy down; the batch is dropped, the next one tries again.
       this.#size = undefined;

@@ -77,6 +77,28 @@ class InFlight {
   }
 }
 
+/**
+ * What a handler sees. Its InFlight (and AbortController) is made only when the handler reads
+ * `signal` or answers asynchronously: a cached token is answered without either.
+ */
+class Context implements RequestContext {
+  #req: InFlight | undefined;
+  constructor(
+    readonly identity: Identity,
+    readonly services: ProxyServices,
+    readonly peer: PeerInfo,
+    readonly id: string,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.inFlight().signal;
+  }
+
+  inFlight(): InFlight {
+    return (this.#req ??= new InFlight(this.id));
+  }
+}
+
 export class Connection {
   readonly #socket: Socket;
   readonly #binding: ListenerBinding;
@@ -349,18 +371,7 @@ export class Connection {
 
   #run(id: string, op: DispatchedOp, handler: Handler<DispatchedOp>, raw: Record<string, unknown>, identity: Identity): void {
     const started = performance.now();
-    // Made only when the handler reads ctx.signal or the answer is asynchronous: a cached token
-    // is answered with no InFlight, AbortController, timer or closure.
-    let req: InFlight | undefined;
-    const ctx: RequestContext = {
-      identity,
-      services: this.#services,
-      peer: this.#peer,
-      get signal() {
-        req ??= new InFlight(id);
-        return req.signal;
-      },
-    };
+    const ctx = new Context(identity, this.#services, this.#peer, id);
     let validated: ReturnType<Handler<DispatchedOp>['validate']>;
     try {
       validated = handler.validate(raw);
@@ -380,7 +391,7 @@ export class Connection {
       this.#answerOk(id, op, result, scope, started);
       return;
     }
-    const inFlight = (req ??= new InFlight(id));
+    const inFlight = ctx.inFlight();
     this.#inFlight.set(id, inFlight);
     let deadline: NodeJS.Timeout | undefined;
     const settled = (): boolean => {

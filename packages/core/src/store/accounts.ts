@@ -143,10 +143,12 @@ export class AccountService {
    * with no disk I/O, no timer and no AbortController. Undefined when getToken must do more.
    */
   cachedToken(key: AccountKey, minValidSeconds: number): TokenView | undefined {
-    const record = this.#cache.get(cacheKey(key));
+    const k = cacheKey(key);
+    const record = this.#cache.get(k);
     if (!record || record.needs_login) return undefined;
-    if (effectiveExpiry(record) - unixSeconds(this.#clock) <= minValidSeconds) return undefined;
-    this.#recordUse(key);
+    const nowMs = this.#clock.now();
+    if (effectiveExpiry(record) - Math.floor(nowMs / 1000) <= minValidSeconds) return undefined;
+    this.#recordUseOf(k, nowMs);
     let view = this.#views.get(record);
     if (!view) {
       // Frozen, so the connection serializes it once for every caller (codec FrozenJson).
@@ -233,9 +235,11 @@ export class AccountService {
   }
 
   #recordUse(key: AccountKey): void {
-    const k = cacheKey(key);
+    this.#recordUseOf(cacheKey(key), this.#clock.now());
+  }
+
+  #recordUseOf(k: string, now: number): void {
     const usage = this.#usage.get(k);
-    const now = this.#clock.now();
     if (usage) {
       usage.count += 1;
       usage.lastUsed = now;

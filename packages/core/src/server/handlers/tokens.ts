@@ -3,6 +3,7 @@ import { DEFAULT_MIN_VALID_SECONDS } from '../../protocol/limits.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalNumber, assertOptionalString, assertString } from '../../protocol/validate.js';
 import type { ImportedToken } from '../../protocol/ops.js';
 import { toTokenView } from '../../store/accounts.js';
+import type { AccountKey } from '../../store/token-store.js';
 import type { Handler } from '../dispatch.js';
 import { accountKey, noPayload } from './validators.js';
 
@@ -11,10 +12,12 @@ const getToken: Handler<'get_token'> = {
   slow: true,
   validate(p) {
     assertOptionalNumber(p.min_valid_seconds, 'min_valid_seconds', { min: 0, max: 86_400 * 365 });
-    return { ...accountKey(p), min_valid_seconds: p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS };
+    const key = accountKey(p);
+    return { provider: key.provider, bucket: key.bucket, min_valid_seconds: p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS };
   },
   run(p, ctx) {
-    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    // The validated payload is the account key: bucket filled in, nothing else is read from it.
+    const key = p as AccountKey;
     assertAccount(ctx.identity, key.provider, key.bucket);
     const minValid = p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS;
     // Synchronous for a valid cached token: the connection then sets up no deadline timer.

@@ -1,0 +1,74 @@
+/**
+ * The fast path of `credproxy token`: plain arguments are parsed here and answered with one
+ * round trip, without loading commander or the other commands' modules. Scripts call this per
+ * request, so every module it imports costs them startup time (project-plans/06-bench-hardening.md).
+ */
+import type { CommonOptions } from '../command-kit.js';
+import type { OpPayload } from '../core-client.js';
+import { type CliIO, printResult } from '../output.js';
+import { requestOnce } from '../proxy.js';
+
+export interface TokenOptions extends CommonOptions {
+  provider: string;
+  bucket?: string;
+  /** Refresh first when the token expires within this many seconds. */
+  minValid?: number;
+}
+
+export async function handleToken(options: TokenOptions, io: CliIO): Promise<number> {
+  const payload: OpPayload<'get_token'> = { provider: options.provider };
+  if (options.bucket !== undefined) payload.bucket = options.bucket;
+  if (options.minValid !== undefined) payload.min_valid_seconds = options.minValid;
+  // A missing account answers NOT_FOUND ("… is not logged in — run `credproxy login …`"): exit 6.
+  const data = await requestOnce(options.socket, io.env, 'get_token', payload);
+  printResult(io, options.json, data, (d) => `${d.access_token}\n`);
+  return 0;
+}
+
+/**
+ * The plain forms only: one PROVIDER, `--bucket B`, `--min-valid S`, `--socket P` (also with
+ * `=`), `--json`. Anything else returns undefined and commander parses it (and reports errors).
+ */
+export function parseTokenArgs(args: readonly string[]): TokenOptions | undefined {
+  let provider: string | undefined;
+  const out: Omit<TokenOptions, 'provider'> = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] ?? '';
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    const value = (): string | undefined => {
+      const v = inline ?? args[++i];
+      return v === undefined || v === '' || v.startsWith('-') ? undefined : v;
+    };
+    switch (flag) {
+      case '--json':
+        if (inline !== undefined) return undefined;
+        out.json = true;
+        break;
+      case '--bucket':
+      case '--socket': {
+        const v = value();
+        if (v === undefined) return undefined;
+        out[flag === '--bucket' ? 'bucket' : 'socket'] = v;
+        break;
+      }
+      case '--min-valid': {
+        const v = value();
+        if (v === undefined || !/^\d+$/.test(v)) return undefined;
+        out.minValid = Number(v);
+        break;
+      }
+      default:
+        if (arg.startsWith('-') || provider !== undefined) return undefined;
+        provider = arg;
+    }
+  }
+  return provider === undefined ? undefined : { provider, ...out };
+}
+
+export function runFast(args: readonly string[], io: CliIO): Promise<number> | undefined {
+  const options = parseTokenArgs(args);
+  return options ? handleToken(options, io) : undefined;
+}
+
