@@ -27,8 +27,12 @@ export interface AuditLogOptions {
 
 export class AuditLog {
   readonly #o: Required<AuditLogOptions>;
-  #queue: string[] = [];
-  #queuedBytes = 0;
+  /**
+   * Lines are encoded into this buffer as they come, so no line string outlives its op: queued
+   * strings survived garbage collections, which made V8 grow its young generation under load.
+   */
+  readonly #buffer = Buffer.allocUnsafe(FLUSH_BYTES);
+  #used = 0;
   #timer: NodeJS.Timeout | undefined;
   #size: number | undefined;
   /** The line prefix for the current millisecond: many ops share one. */
@@ -52,11 +56,17 @@ export class AuditLog {
       if (value === undefined) continue;
       line += `,"${key}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
     }
-    line += '}';
-    this.#queue.push(line);
-    this.#queuedBytes += line.length + 1;
-    if (this.#queuedBytes >= FLUSH_BYTES) this.#write();
-    else this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
+    line += '}\n';
+    // At most 4 bytes of UTF-8 per UTF-16 unit: flush first when the line might not fit.
+    if (this.#used + line.length * 4 > FLUSH_BYTES) {
+      this.#write();
+      if (line.length * 4 > FLUSH_BYTES) {
+        this.#append(Buffer.from(line, 'utf8'));
+        return;
+      }
+    }
+    this.#used += this.#buffer.write(line, this.#used, 'utf8');
+    this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
   }
 
   /** JSON of a string; names, ops and outcomes repeat, so their JSON is kept (a bounded set). */
@@ -80,10 +90,13 @@ export class AuditLog {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#queue.length === 0) return;
-    const chunk = Buffer.from(this.#queue.join('\n') + '\n', 'utf8');
-    this.#queue = [];
-    this.#queuedBytes = 0;
+    if (this.#used === 0) return;
+    const chunk = this.#buffer.subarray(0, this.#used);
+    this.#used = 0;
+    this.#append(chunk);
+  }
+
+  #append(chunk: Buffer): void {
     try {
       this.#rotateIfNeeded(chunk.length);
       appendFileSync(this.#o.file, chunk, { mode: 0o600 });
