@@ -6,11 +6,10 @@
 import { lstatSync, statSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { encodeFrame, FrameDecoder } from '../protocol/codec.js';
+import { encodeFrame, FrameDecoder, isPlainObject } from '../protocol/codec.js';
 import { ErrorCode, isErrorCode, ProxyError } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
 import type { HandshakeResult, Op, OpPayload, OpResult } from '../protocol/ops.js';
-import { isPlainObject } from '../protocol/validate.js';
 
 /** The proxy is not there (no socket, nobody listening): the CLI exits 5. */
 export class ProxyUnavailableError extends Error {

@@ -1,6 +1,11 @@
 import { ErrorCode, ProxyError } from './errors.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './limits.js';
 
+/** A JSON object (every frame, and every payload, must be one). */
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /** Bytes of the length prefix: unsigned 32-bit big-endian. */
 export const HEADER_BYTES = 4;
 

@@ -1,6 +1,7 @@
 /**
  * Small assert helpers for payloads as they enter. Each message names the field and the fix.
  */
+import { isPlainObject } from './codec.js';
 import { ErrorCode, ProxyError } from './errors.js';
 
 export const NAME_PATTERN = /^[A-Za-z0-9._@-]{1,64}$/;
@@ -9,9 +10,8 @@ function invalid(message: string): never {
   throw new ProxyError(ErrorCode.INVALID_REQUEST, message);
 }
 
-export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
+// Defined beside the frame codec, which the light client entry loads without this module.
+export { isPlainObject };
 
 export function assertObject(value: unknown, field = 'payload'): asserts value is Record<string, unknown> {
   if (!isPlainObject(value)) invalid(`${field} must be a JSON object`);
