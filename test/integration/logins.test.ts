@@ -203,7 +203,12 @@ describe('pkce_redirect', () => {
     const b = await ok(c, 'oauth_initiate', { provider: 'demo', bucket: 'join' });
     remember(a);
     expect(b.session_id).toBe(a.session_id);
-    expect(b.auth_url).toBe(a.auth_url);
+    // The session keeps no copy of the URL; the joined answer rebuilds it exactly.
+    expect(b).toEqual(a);
+    const p1 = await ok(c, 'oauth_initiate', { provider: 'demo-paste', bucket: 'join' });
+    remember(p1);
+    expect(await ok(c, 'oauth_initiate', { provider: 'demo-paste', bucket: 'join' })).toEqual(p1);
+    await ok(c, 'oauth_cancel', { session_id: p1.session_id });
     expect(await ok(c, 'oauth_cancel', { session_id: a.session_id })).toEqual({ status: 'cancelled' });
     expect((await ok(c, 'oauth_poll', { session_id: a.session_id })).status).toBe('cancelled');
     const fresh = await ok(c, 'oauth_initiate', { provider: 'demo', bucket: 'join' });

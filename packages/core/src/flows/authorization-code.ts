@@ -11,6 +11,8 @@ import { describeUpstream, isTransient, type OAuthProvider } from './oauth-provi
 export interface AuthorizationRequestSecrets {
   state: string;
   verifier: string;
+  /** S256 of the verifier; kept so the URL can be built again (authorizationUrl). */
+  codeChallenge: string;
   nonce?: string;
   redirectUri: string;
 }
@@ -21,30 +23,46 @@ export async function createAuthorizationRequest(
   signal?: AbortSignal,
 ): Promise<{ url: string; secrets: AuthorizationRequestSecrets }> {
   const as = await provider.metadata(signal);
+  const verifier = oauth.generateRandomCodeVerifier();
+  const secrets: AuthorizationRequestSecrets = {
+    state: oauth.generateRandomState(),
+    verifier,
+    codeChallenge: await oauth.calculatePKCECodeChallenge(verifier),
+    redirectUri,
+  };
+  if (provider.config.scopes.includes('openid')) secrets.nonce = oauth.generateRandomNonce();
+  return { url: authorizationUrl(as, provider, secrets), secrets };
+}
+
+/**
+ * The authorization URL of a request, the same every time for the same secrets: a login that
+ * joins a pending one gets it rebuilt, so thousands of pending logins need not each keep theirs.
+ */
+export function authorizationUrl(as: oauth.AuthorizationServer, provider: OAuthProvider, secrets: AuthorizationRequestSecrets): string {
   if (!as.authorization_endpoint) {
     throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${provider.config.name}: the provider has no authorization endpoint — set authorization_endpoint in the config`);
   }
-  const verifier = oauth.generateRandomCodeVerifier();
-  const state = oauth.generateRandomState();
   const url = new URL(as.authorization_endpoint);
   const scopes = provider.config.scopes;
   const params = url.searchParams;
   params.set('response_type', 'code');
   params.set('client_id', provider.config.client_id);
-  params.set('redirect_uri', redirectUri);
+  params.set('redirect_uri', secrets.redirectUri);
   if (scopes.length > 0) params.set('scope', scopes.join(' '));
-  params.set('state', state);
-  params.set('code_challenge', await oauth.calculatePKCECodeChallenge(verifier));
+  params.set('state', secrets.state);
+  params.set('code_challenge', secrets.codeChallenge);
   params.set('code_challenge_method', 'S256');
-  const secrets: AuthorizationRequestSecrets = { state, verifier, redirectUri };
-  if (scopes.includes('openid')) {
-    secrets.nonce = oauth.generateRandomNonce();
-    params.set('nonce', secrets.nonce);
-  }
+  if (secrets.nonce !== undefined) params.set('nonce', secrets.nonce);
   for (const [k, v] of Object.entries(provider.config.extra_auth_params)) {
     if (!params.has(k)) params.set(k, v);
   }
-  return { url: url.href, secrets };
+  return url.href;
+}
+
+/** The authorization URL of a started flow, again (see authorizationUrl). */
+export async function rebuildAuthorizationUrl(provider: OAuthProvider, secrets: AuthorizationRequestSecrets | undefined): Promise<string> {
+  if (!secrets) throw new ProxyError(ErrorCode.SESSION_NOT_FOUND, 'this login has not started');
+  return authorizationUrl(await provider.metadata(), provider, secrets);
 }
 
 /**

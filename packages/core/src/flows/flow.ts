@@ -31,6 +31,11 @@ export interface LoginFlow {
   exchange?(pasted: string, signal?: AbortSignal): Promise<StoredToken>;
   /** RFC 8628 polling interval in seconds, as it stands now (device flow). */
   readonly interval?: number;
+  /**
+   * The authorization URL again, for a login that joins this one. Flows that can rebuild it let
+   * the session drop its copy (see authorizationUrl in authorization-code.ts).
+   */
+  authorizationUrl?(): Promise<string>;
   /** Stop listening or polling. Idempotent. */
   dispose(): void;
 }

@@ -7,7 +7,7 @@ import { identityName, type Identity } from '../clients/policy.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { LogoutResult, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
 import type { LoginService } from '../server/context.js';
-import { newSessionId, type Session, SessionStore } from '../sessions/session-store.js';
+import { newSessionId, type Session, SessionStore, type StoredInitiate } from '../sessions/session-store.js';
 import { notLoggedIn, type AccountService } from '../store/accounts.js';
 import type { AccountKey, StoredToken } from '../store/token-store.js';
 import type { Clock } from '../util/clock.js';
@@ -49,7 +49,10 @@ export class OAuthLogins implements LoginService {
     // A second login for the same account joins the pending one instead of opening another tab.
     if (payload.redirect_uri === undefined) {
       const pending = this.sessions.findPending(owner, key.provider, key.bucket, flowType);
-      if (pending) return pending.initiated;
+      if (pending) {
+        const { auth_url: kept, ...rest } = pending.initiated;
+        return { ...rest, auth_url: kept ?? (await pending.flow.authorizationUrl!()) };
+      }
     }
     this.sessions.maxSessions = config.max_sessions;
     this.sessions.assertCapacity();
@@ -76,6 +79,13 @@ export class OAuthLogins implements LoginService {
     if (started.user_code !== undefined) initiated.user_code = started.user_code;
     if (started.verification_uri !== undefined) initiated.verification_uri = started.verification_uri;
     if (started.verification_uri_complete !== undefined) initiated.verification_uri_complete = started.verification_uri_complete;
+    // A flow that can rebuild its URL (for a login that joins) lets the session drop the copy:
+    // it is most of what a pending login costs in memory.
+    let kept: StoredInitiate = initiated;
+    if (flow.authorizationUrl) {
+      const { auth_url: _dropped, ...rest } = initiated;
+      kept = rest;
+    }
     const session: Session = {
       id: initiated.session_id,
       owner,
@@ -83,7 +93,7 @@ export class OAuthLogins implements LoginService {
       bucket: key.bucket,
       flowType: flow.flowType,
       flow,
-      initiated,
+      initiated: kept,
       expiresAt,
       status: 'pending',
       exchanging: false,

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { isLoopbackHost } from '../config/config-file.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { StoredToken } from '../store/token-store.js';
-import { createAuthorizationRequest, parsePastedCode, redeemAuthorizationResponse, type AuthorizationRequestSecrets } from './authorization-code.js';
+import { createAuthorizationRequest, parsePastedCode, rebuildAuthorizationUrl, redeemAuthorizationResponse, type AuthorizationRequestSecrets } from './authorization-code.js';
 import type { FlowFactory, FlowOutcome, LoginFlow } from './flow.js';
 
 export const LOOPBACK_POLL_INTERVAL_MS = 1_000;
@@ -132,6 +132,9 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
       settle({ status: 'complete', token });
       close();
       return token;
+    },
+    authorizationUrl() {
+      return rebuildAuthorizationUrl(provider, secrets);
     },
     dispose() {
       close();

@@ -17,7 +17,8 @@ export interface Session {
   readonly bucket: string;
   readonly flowType: FlowType;
   readonly flow: LoginFlow;
-  readonly initiated: OAuthInitiateResult;
+  /** What oauth_initiate answered; without auth_url when the flow can rebuild it. */
+  readonly initiated: StoredInitiate;
   /** Unix ms. */
   readonly expiresAt: number;
   status: SessionStatus;
@@ -29,6 +30,8 @@ export interface Session {
   expiry?: number;
   finishedAt?: number;
 }
+
+export type StoredInitiate = Omit<OAuthInitiateResult, 'auth_url'> & { auth_url?: string };
 
 export interface SessionStoreOptions {
   clock: Clock;
