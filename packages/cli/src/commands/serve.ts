@@ -13,6 +13,7 @@ import { CliError, ExitCode } from '../exit-codes.js';
 import type { CliIO } from '../output.js';
 import type { OpResult } from '../core-client.js';
 import { pingSocket, socketPathFor } from '../proxy.js';
+import { capYoungGeneration } from '../young-generation.js';
 
 export interface ServeOptions {
   socket?: string;
@@ -43,6 +44,8 @@ export async function handleServe(options: ServeOptions, io: CliIO): Promise<num
     if (err instanceof core.AlreadyRunningError) throw alreadyRunning(err.pid, err.socketPath);
     throw err;
   }
+  // This process is now a long-running proxy: keep V8's young generation small.
+  const stopWatching = capYoungGeneration();
   let onSignal = (): void => undefined;
   const signalled = new Promise<void>((resolve) => (onSignal = () => resolve()));
   // `once`: a second Ctrl-C while stopping kills the process the default way.
@@ -55,6 +58,7 @@ export async function handleServe(options: ServeOptions, io: CliIO): Promise<num
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    stopWatching();
   }
   return ExitCode.OK;
 }
