@@ -158,7 +158,7 @@ try {
   say('timing `credproxy token` against `node -e 0`…');
   const nodeRuns = [];
   const tokenRuns = [];
-  for (let i = 0; i < 15; i++) {
+  for (let i = 0; i < 31; i++) {
     nodeRuns.push(wallMs(['-e', '0']));
     tokenRuns.push(wallMs([BIN, 'token', 'bench']));
   }
