@@ -8,6 +8,7 @@
 export {
   CREDPROXY_VERSION,
   ErrorCode,
+  isErrorCode,
   ProxyClient,
   ProxyError,
   ProxyUnavailableError,

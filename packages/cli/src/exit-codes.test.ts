@@ -29,6 +29,21 @@ describe('exit codes', () => {
 });
 
 describe('describeError', () => {
+  it('knows a ProxyError from the other copy of core (the bundled CLI carries its own) by name and code', () => {
+    class OtherCopy extends Error {
+      readonly code = ErrorCode.INVALID_REQUEST;
+      constructor(message: string) {
+        super(message);
+        this.name = 'ProxyError';
+      }
+    }
+    const err = new OtherCopy('the socket path is too long — use a shorter --socket');
+    expect(err).not.toBeInstanceOf(ProxyError);
+    expect(describeError(err)).toEqual({ exitCode: exitCodeForErrorCode(ErrorCode.INVALID_REQUEST), message: 'credproxy: the socket path is too long — use a shorter --socket' });
+    const impostor = Object.assign(new Error('x'), { name: 'ProxyError', code: 'NOT_A_CODE' });
+    expect(describeError(impostor).exitCode).toBe(ExitCode.ERROR);
+  });
+
   it('maps a missing account behind get_token to 6 and keeps the message that names the fix', () => {
     const err = new OpError('get_token', new ProxyError(ErrorCode.NOT_FOUND, 'gh is not logged in — run `credproxy login gh`'));
     expect(describeError(err)).toEqual({ exitCode: 6, message: 'credproxy: gh is not logged in — run `credproxy login gh`' });

@@ -3,7 +3,7 @@
  * an exit code.
  */
 import type { ErrorCode, Op } from './core-client.js';
-import { ProxyError, ProxyUnavailableError, UntrustedSocketError } from './core-client.js';
+import { isErrorCode, ProxyError, ProxyUnavailableError, UntrustedSocketError } from './core-client.js';
 
 export const ExitCode = {
   OK: 0,
@@ -93,6 +93,15 @@ function isCommanderError(err: unknown): err is CommanderErrorLike {
   return typeof code === 'string' && code.startsWith('commander.') && typeof exitCode === 'number';
 }
 
+/**
+ * A ProxyError from either copy of core's error class: the built CLI carries core's client part
+ * in its own bundle, while `serve` and `provider` load the full @credproxy/core package.
+ */
+function isProxyError(err: unknown): err is ProxyError {
+  if (err instanceof ProxyError) return true;
+  return err instanceof Error && err.name === 'ProxyError' && isErrorCode((err as { code?: unknown }).code);
+}
+
 /** connect() failures other than "no socket"/"nobody listening" (EACCES, ENOTSOCK, ...). */
 function isConnectError(err: unknown): err is NodeJS.ErrnoException & { address?: string } {
   return err instanceof Error && (err as NodeJS.ErrnoException).syscall === 'connect';
@@ -118,7 +127,7 @@ export function describeError(err: unknown): ErrorReport {
   if (err instanceof ProxyUnavailableError || err instanceof UntrustedSocketError) {
     return { exitCode: ExitCode.UNAVAILABLE, message: prefixed(err.message) };
   }
-  if (err instanceof ProxyError) {
+  if (isProxyError(err)) {
     const op = err instanceof OpError ? err.op : undefined;
     return { exitCode: exitCodeForErrorCode(err.code, op), message: prefixed(err.message) };
   }
