@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --json] [-- --seconds N]
+// npm run bench [--json | -- --json] [-- --seconds N]
 //
 // Every figure is compared with a baseline measured in the same run (this machine is noisy:
 // rounds alternate A B A B and the best round of each counts):
@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { ProxyClient } from '@credproxy/core';
 import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
 
-const json = process.argv.includes('--json');
+// `npm run bench -- --json`, or `npm run bench --json` (npm keeps that flag and sets npm_config_json).
+const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
 const ROUNDS = 2;
