@@ -21,7 +21,7 @@ import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
 const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
 const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
