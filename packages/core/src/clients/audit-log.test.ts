@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { AuditLog } from './audit-log.js';
 
@@ -36,4 +37,28 @@ it('writes a lone line within the batch delay, as one JSON object per line', asy
   log.record({ event: 'handshake', client: 'a"b', outcome: 'UNAUTHORIZED', pid: 7 });
   await new Promise((r) => setTimeout(r, 250));
   expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ event: 'handshake', client: 'a"b', outcome: 'UNAUTHORIZED', pid: 7 });
+});
+
+it('op() writes the same bytes as record() of the same op event, whatever the fields', async () => {
+  const fixed = { now: () => 1_790_000_000_123 };
+  const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.string(), fc.constantFrom('get_token', 'get_api_key'), fc.string(), opt(fc.string()), opt(fc.string()), opt(fc.double({ noNaN: true })), opt(fc.nat())), { minLength: 1, maxLength: 5 }),
+      async (events) => {
+        const a = path.join(dir, `a-${Math.random()}.log`);
+        const b = path.join(dir, `b-${Math.random()}.log`);
+        const viaRecord = new AuditLog({ file: a, clock: fixed });
+        const viaOp = new AuditLog({ file: b, clock: fixed });
+        for (const [client, op, outcome, provider, bucket, ms, pid] of events) {
+          viaRecord.record({ event: 'op', client, op, outcome, provider, bucket, ms, pid });
+          viaOp.op(client, op, outcome, provider, bucket, ms, pid);
+        }
+        await viaRecord.close();
+        await viaOp.close();
+        expect(readFileSync(b, 'utf8')).toBe(readFileSync(a, 'utf8'));
+      },
+    ),
+    { numRuns: 200 },
+  );
 });

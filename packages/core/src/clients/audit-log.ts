@@ -38,6 +38,7 @@ export class AuditLog {
   /** The line prefix for the current millisecond: many ops share one. */
   #tsAt = Number.NaN;
   readonly #quoted = new Map<string, string>();
+  #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
   #ts = '';
 
   constructor(options: AuditLogOptions) {
@@ -45,18 +46,43 @@ export class AuditLog {
   }
 
   record<T extends { [K in keyof T]: AuditRecord[string] }>(event: T): void {
+    let body = '';
+    for (const key in event) {
+      const value: AuditRecord[string] = event[key];
+      if (value === undefined) continue;
+      body += `,"${key}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
+    }
+    this.#push(body);
+  }
+
+  /**
+   * The line of one op — the same bytes as record({event: 'op', client, op, outcome, provider,
+   * bucket, ms, pid}) — without building an event object. Consecutive ops of the same kind (a
+   * client polling get_token) share the line's middle.
+   */
+  op(client: string, op: string, outcome: string, provider: string | undefined, bucket: string | undefined, ms: number | undefined, pid: number | undefined): void {
+    let last = this.#lastOp;
+    if (last === undefined || last.client !== client || last.op !== op || last.outcome !== outcome || last.provider !== provider || last.bucket !== bucket) {
+      let json = `,"event":"op","client":${this.#quote(client)},"op":${this.#quote(op)},"outcome":${this.#quote(outcome)}`;
+      if (provider !== undefined) json += `,"provider":${this.#quote(provider)}`;
+      if (bucket !== undefined) json += `,"bucket":${this.#quote(bucket)}`;
+      last = { client, op, outcome, provider, bucket, json };
+      this.#lastOp = last;
+    }
+    let body = last.json;
+    if (ms !== undefined) body += `,"ms":${ms}`;
+    if (pid !== undefined) body += `,"pid":${pid}`;
+    this.#push(body);
+  }
+
+  /** Add `{"ts":…` + body + `}` as a line to the batch. */
+  #push(body: string): void {
     const now = this.#o.clock.now();
     if (now !== this.#tsAt) {
       this.#tsAt = now;
       this.#ts = `{"ts":"${new Date(now).toISOString()}"`;
     }
-    let line = this.#ts;
-    for (const key in event) {
-      const value: AuditRecord[string] = event[key];
-      if (value === undefined) continue;
-      line += `,"${key}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
-    }
-    line += '}\n';
+    const line = `${this.#ts}${body}}\n`;
     // At most 4 bytes of UTF-8 per UTF-16 unit: flush first when the line might not fit.
     if (this.#used + line.length * 4 > FLUSH_BYTES) {
       this.#write();

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { MAX_CONNECTIONS, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
-import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding } from './connection.js';
+import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding, type OpAuditSink } from './connection.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import type { PeerCredentialReader } from './peer-credentials.js';
 
@@ -21,6 +21,8 @@ export interface ListenerHostOptions {
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   onAudit?: (event: AuditEvent) => void;
+  /** Op events without an event object; when given, op events go here rather than to onAudit. */
+  onOpAudit?: OpAuditSink;
 }
 
 interface Listener {
@@ -132,6 +134,7 @@ export class ListenerHost {
       ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
       ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
       ...(onAudit ? { onAudit } : {}),
+      ...(this.#options.onOpAudit ? { onOpAudit: this.#options.onOpAudit } : {}),
       json: this.#json,
     });
     if (onAudit) {

@@ -209,6 +209,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
       onAudit: options.onAudit ?? ((event) => audit.record(event)),
+      // The audit log takes op events without an event object; a custom onAudit sees them all.
+      ...(options.onAudit ? {} : { onOpAudit: audit.op.bind(audit) }),
     });
     await host.listen(paths.socketPath, { kind: 'owner' });
     for (const client of clients.list()) {
