@@ -97,6 +97,10 @@ export function readLine(stdin: NodeJS.ReadableStream, signal?: AbortSignal): Pr
       cleanup();
       reject(new CliError('login cancelled', ExitCode.INTERRUPTED));
     };
+    if (signal?.aborted) {
+      reject(new CliError('login cancelled', ExitCode.INTERRUPTED));
+      return;
+    }
     stdin.on('data', onData);
     stdin.on('end', onEnd);
     signal?.addEventListener('abort', onAbort, { once: true });
@@ -196,17 +200,17 @@ export async function handleLogin(options: LoginOptions, io: CliIO, openUrl: Ope
     const payload: OpPayload<'oauth_initiate'> = { ...account };
     if (flow !== undefined) payload.flow = flow;
     const init = await proxy.call('oauth_initiate', payload);
-    let opened = false;
-    if (options.browser && init.flow_type !== 'device_code' && canOpenBrowser(io.env)) {
-      opened = await openUrl(init.auth_url).then(() => true, () => false);
-    }
-    await describeLogin(init, io, opened);
-
+    // From here Ctrl-C cancels the session on the proxy — also while the URL is still being shown.
     const interrupt = new AbortController();
     const onSigint = (): void => interrupt.abort();
     process.once('SIGINT', onSigint);
     let result: OAuthPollResult;
     try {
+      let opened = false;
+      if (options.browser && init.flow_type !== 'device_code' && canOpenBrowser(io.env)) {
+        opened = await openUrl(init.auth_url).then(() => true, () => false);
+      }
+      await describeLogin(init, io, opened);
       if (init.flow_type === 'browser_redirect') {
         io.stderr.write('Paste the code the provider shows, then press Enter: ');
         const code = await readLine(io.stdin, interrupt.signal);
