@@ -26,20 +26,7 @@ export interface ProviderAddOptions extends CommonOptions {
 }
 
 /** What `provider list --json` shows of a provider: never a client secret. */
-export interface ProviderSummary {
-  name: string;
-  issuer?: string;
-  authorization_endpoint?: string;
-  token_endpoint?: string;
-  device_authorization_endpoint?: string;
-  revocation_endpoint?: string;
-  client_id: string;
-  client_secret_env?: string;
-  scopes: string[];
-  flow: string;
-  redirect_uri?: string;
-  callback_port?: number;
-}
+export type ProviderSummary = Omit<ProviderConfig, 'client_secret' | 'userinfo_endpoint' | 'extra_auth_params'>;
 
 async function configFile(env: NodeJS.ProcessEnv): Promise<string> {
   const { resolvePaths } = await import('@credproxy/core');

@@ -12,16 +12,10 @@ import path from 'node:path';
 
 export const CAPABILITY_TOKEN_PATTERN = /^[0-9a-f]{64}$/;
 
-export interface ClientRecord {
-  name: string;
+/** A client as stored: what client_list shows, plus the token's hash and the creation time. */
+export interface ClientRecord extends ClientInfo {
   token_sha256: string;
-  scopes: ClientScope[];
-  api_keys: string[];
-  allow_login: boolean;
-  allow_refresh: boolean;
-  socket?: string;
   /** Unix seconds. */
-  expires_at?: number;
   created_at: number;
 }
 
