@@ -108,4 +108,12 @@ describe('ClientRegistry', () => {
     await fs.writeFile(file, '{"clients": {}}');
     await expect(registry()).rejects.toThrow(/not a credproxy client registry/);
   });
+
+  it('refuses a registry file replaced by a symlink (issue 9, item 10)', async () => {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    const target = path.join(path.dirname(file), 'elsewhere.json');
+    await fs.writeFile(target, '{"clients": []}');
+    await fs.symlink(target, file);
+    await expect(registry()).rejects.toThrow(/symbolic link/);
+  });
 });

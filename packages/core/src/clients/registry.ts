@@ -7,7 +7,7 @@ import type { ClientAddPayload, ClientInfo, ClientScope } from '../protocol/ops.
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { isPlainObject } from '../protocol/validate.js';
 import type { Clock } from '../util/clock.js';
-import { ensureDataDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
+import { ensureDataDir, readSecretFile, writeFileAtomic } from '../util/fs-secure.js';
 import path from 'node:path';
 
 export const CAPABILITY_TOKEN_PATTERN = /^[0-9a-f]{64}$/;
@@ -52,7 +52,7 @@ export class ClientRegistry {
   }
 
   async load(): Promise<void> {
-    const text = await readFileIfExists(this.#file);
+    const text = await readSecretFile(this.#file);
     const next = new Map<string, ClientRecord>();
     if (text !== undefined) {
       const parsed: unknown = JSON.parse(text);

@@ -57,3 +57,26 @@ describe('ApiKeyStore', () => {
     expect(await store.list()).toEqual(['real']);
   });
 });
+
+describe('ApiKeyStore reads only its own files (issue 9, item 10)', () => {
+  it('refuses a key file replaced by a symlink, never returning the target', async () => {
+    const store = new ApiKeyStore(keysDir);
+    await store.set('openai', 'sk-real');
+    const target = path.join(dir, 'owners-ssh-key');
+    await fs.writeFile(target, 'OWNER-PRIVATE-BYTES');
+    await fs.rm(path.join(keysDir, 'openai.key'));
+    await fs.symlink(target, path.join(keysDir, 'openai.key'));
+    const err = await store.get('openai').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toContain('symbolic link');
+    expect((err as Error).message).not.toContain('OWNER-PRIVATE');
+  });
+
+  it('refuses to read from a keys directory others can write to, where a key could be swapped', async () => {
+    const store = new ApiKeyStore(keysDir);
+    await store.set('openai', 'sk-real');
+    await fs.chmod(keysDir, 0o777);
+    await expect(store.get('openai')).rejects.toThrow(`chmod 700 ${keysDir}`);
+    await expect(store.set('openai', 'sk-new')).rejects.toThrow(`chmod 700 ${keysDir}`);
+  });
+});

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { isName } from '../protocol/validate.js';
-import { ensureDataDir, readFileIfExists, removeFile, writeFileAtomic } from '../util/fs-secure.js';
+import { ensureDataDir, readSecretFile, removeFile, writeFileAtomic } from '../util/fs-secure.js';
 
 /** API keys, one 0600 file each: `<dir>/<name>.key`, written atomically. */
 export class ApiKeyStore {
@@ -16,7 +16,7 @@ export class ApiKeyStore {
   }
 
   async get(name: string): Promise<string | undefined> {
-    return readFileIfExists(this.#file(name));
+    return readSecretFile(this.#file(name));
   }
 
   async set(name: string, key: string): Promise<void> {

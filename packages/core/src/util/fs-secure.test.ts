@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../protocol/errors.js';
-import { ensureDataDir, ensurePrivateDir, readFileIfExists, removeFile, writeFileAtomic } from './fs-secure.js';
+import { ensureDataDir, ensurePrivateDir, ensureUserDir, readFileIfExists, readSecretFile, removeFile, writeFileAtomic } from './fs-secure.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -53,11 +54,49 @@ describe('ensureDataDir', () => {
     expect(await mode(data)).toBe(0o700);
   });
 
+  it('accepts an existing 0700 directory of ours', async () => {
+    await expect(ensureDataDir(dir)).resolves.toBeUndefined();
+  });
+
+  // Issue 9, item 10: anyone who can write in a data dir can plant a key file or a symlink.
+  it.each([0o777, 0o770, 0o707, 0o755, 0o750, 0o705])('refuses an existing directory with mode %s, naming the fix, without changing it', async (m) => {
+    const data = path.join(dir, 'data');
+    await fs.mkdir(data);
+    await fs.chmod(data, m);
+    const err = await ensureDataDir(data).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.FORBIDDEN });
+    expect((err as Error).message).toContain(`chmod 700 ${data}`);
+    expect(await mode(data)).toBe(m);
+  });
+
+  it.runIf(process.getuid?.() === 0)('refuses a directory that belongs to another uid, naming chown', async () => {
+    const data = path.join(dir, 'data');
+    await fs.mkdir(data, { mode: 0o700 });
+    await fs.chown(data, 4242, 4242);
+    const err = await ensureDataDir(data).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.FORBIDDEN });
+    expect((err as Error).message).toMatch(/belongs to uid 4242.*chown/);
+  });
+
+  it('refuses a path that is not a directory', async () => {
+    const file = path.join(dir, 'f');
+    await fs.writeFile(file, 'x');
+    await expect(ensureDataDir(file)).rejects.toThrow();
+  });
+});
+
+describe('ensureUserDir', () => {
+  it('creates missing directories 0700', async () => {
+    const conf = path.join(dir, 'd', 'e');
+    await ensureUserDir(conf);
+    expect(await mode(conf)).toBe(0o700);
+  });
+
   it('leaves the mode of an existing directory alone (it may be $HOME)', async () => {
     const home = path.join(dir, 'home');
     await fs.mkdir(home);
     await fs.chmod(home, 0o755);
-    await ensureDataDir(home);
+    await ensureUserDir(home);
     expect(await mode(home)).toBe(0o755);
   });
 });
@@ -117,5 +156,58 @@ describe('readFileIfExists / removeFile', () => {
 
   it('passes other errors on', async () => {
     await expect(readFileIfExists(dir)).rejects.toMatchObject({ code: 'EISDIR' });
+  });
+});
+
+describe('secret files are read without following links (issue 9, item 10)', () => {
+  it('refuses a symlink, never returning its target', async () => {
+    const target = path.join(dir, 'owners-file');
+    await fs.writeFile(target, 'OWNER-PRIVATE-BYTES');
+    const link = path.join(dir, 'openai.key');
+    await fs.symlink(target, link);
+    for (const read of [readFileIfExists, readSecretFile]) {
+      const err = await read(link).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: ErrorCode.FORBIDDEN });
+      expect((err as Error).message).toContain('symbolic link');
+      expect((err as Error).message).not.toContain('OWNER-PRIVATE');
+    }
+  });
+
+  it('refuses a dangling symlink instead of calling the file missing', async () => {
+    const link = path.join(dir, 'k.key');
+    await fs.symlink(path.join(dir, 'nowhere'), link);
+    await expect(readFileIfExists(link)).rejects.toMatchObject({ code: ErrorCode.FORBIDDEN });
+  });
+
+  it('refuses a FIFO at once instead of hanging on it', async () => {
+    const fifo = path.join(dir, 'k.key');
+    execFileSync('mkfifo', [fifo]);
+    await expect(readFileIfExists(fifo)).rejects.toThrow(/not a regular file/);
+  });
+
+  it.runIf(process.getuid?.() === 0)('refuses a file that belongs to another uid', async () => {
+    const file = path.join(dir, 'k.key');
+    await fs.writeFile(file, 'PLANTED');
+    await fs.chown(file, 4242, 4242);
+    await expect(readFileIfExists(file)).rejects.toThrow(/belongs to uid 4242/);
+  });
+
+  it.each([0o777, 0o770, 0o722])('readSecretFile refuses a file in a directory with mode %s', async (m) => {
+    const keys = path.join(dir, 'keys');
+    await fs.mkdir(keys);
+    await fs.writeFile(path.join(keys, 'k.key'), 'x');
+    await fs.chmod(keys, m);
+    const err = await readSecretFile(path.join(keys, 'k.key')).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: ErrorCode.FORBIDDEN });
+    expect((err as Error).message).toContain(`chmod 700 ${keys}`);
+  });
+
+  it('readSecretFile reads a file of ours in a directory others can only read, and answers undefined when either is missing', async () => {
+    const keys = path.join(dir, 'keys');
+    expect(await readSecretFile(path.join(keys, 'k.key'))).toBeUndefined();
+    await fs.mkdir(keys, { mode: 0o755 });
+    expect(await readSecretFile(path.join(keys, 'k.key'))).toBeUndefined();
+    await fs.writeFile(path.join(keys, 'k.key'), 'v');
+    expect(await readSecretFile(path.join(keys, 'k.key'))).toBe('v');
   });
 });
