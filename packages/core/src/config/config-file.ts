@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { FLOW_TYPES, type FlowType } from '../protocol/ops.js';
 import { isPlainObject, NAME_PATTERN } from '../protocol/validate.js';
-import { ensureDataDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
+import { ensureUserDir, writeFileAtomic } from '../util/fs-secure.js';
 
 export interface ProviderConfig {
   name: string;
@@ -46,6 +46,155 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Names that a name-keyed config object (providers; routes later) cannot hold: on a plain
+ * object, assigning `__proto__` changes the prototype instead of storing an entry, and
+ * `constructor`/`prototype` shadow what every object inherits. They are refused everywhere a
+ * config name is read or written.
+ */
+const RESERVED_NAMES = new Set(['__proto__', 'constructor', 'prototype']);
+
+export function isReservedConfigName(name: string): boolean {
+  return RESERVED_NAMES.has(name);
+}
+
+/**
+ * Refuse a name that cannot key a config object. `collection` is the config field that holds
+ * it ("providers"), `kind` what the user calls it ("provider").
+ */
+export function assertConfigName(collection: string, kind: string, name: string, file: string): void {
+  if (RESERVED_NAMES.has(name)) {
+    throw new ConfigError(
+      file,
+      `${collection}.${name}`,
+      `uses a reserved name (${[...RESERVED_NAMES].join(', ')} cannot be ${kind} names) — choose another ${kind} name`,
+    );
+  }
+}
+
+/**
+ * Line and column (1-based) of the first JSON syntax error in `text`, and what is wrong there,
+ * found by a scan that never quotes the text: JSON.parse's own message carries an excerpt of
+ * the file, which can be a client secret. Undefined when the scan finds no error.
+ */
+export function locateJsonError(text: string): { line: number; column: number; problem: string } | undefined {
+  let i = 0;
+  const fail = (problem: string): never => {
+    throw new JsonSyntaxError(i, problem);
+  };
+  const ws = (): void => {
+    while (i < text.length && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const string = (): void => {
+    i++; // the opening quote
+    for (;;) {
+      if (i >= text.length) fail('unterminated string');
+      const c = text.charCodeAt(i);
+      if (c === 0x22) {
+        i++;
+        return;
+      }
+      if (c < 0x20) fail('control character inside a string (escape it, e.g. \\n)');
+      if (c !== 0x5c) {
+        i++;
+        continue;
+      }
+      const e = text[i + 1];
+      if (e !== undefined && '"\\/bfnrt'.includes(e)) i += 2;
+      else if (e === 'u' && /^[0-9a-fA-F]{4}$/.test(text.slice(i + 2, i + 6))) i += 6;
+      else fail('invalid escape sequence inside a string');
+    }
+  };
+  const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+  const value = (): void => {
+    ws();
+    if (i >= text.length) fail('unexpected end of file');
+    const c = text[i];
+    if (c === '{' || c === '[') {
+      const close = c === '{' ? '}' : ']';
+      i++;
+      ws();
+      if (text[i] === close) {
+        i++;
+        return;
+      }
+      for (;;) {
+        if (c === '{') {
+          ws();
+          if (text[i] !== '"') fail(i >= text.length ? 'unexpected end of file' : 'expected a double-quoted property name');
+          string();
+          ws();
+          if (text[i] !== ':') fail("expected ':' after a property name");
+          i++;
+        }
+        value();
+        ws();
+        if (text[i] === ',') {
+          i++;
+          continue;
+        }
+        if (text[i] === close) {
+          i++;
+          return;
+        }
+        fail(i >= text.length ? 'unexpected end of file' : `expected ',' or '${close}'`);
+      }
+    }
+    if (c === '"') return string();
+    if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) {
+      NUMBER.lastIndex = i;
+      if (!NUMBER.test(text)) fail('invalid number');
+      i = NUMBER.lastIndex;
+      return;
+    }
+    for (const word of ['true', 'false', 'null']) {
+      if (text.startsWith(word, i)) {
+        i += word.length;
+        return;
+      }
+    }
+    fail('unexpected character (strings need double quotes; no comments or trailing commas)');
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail('unexpected content after the JSON value');
+    return undefined;
+  } catch (err) {
+    if (!(err instanceof JsonSyntaxError)) return undefined; // e.g. nesting too deep for the scan
+    const before = text.slice(0, err.offset);
+    const line = before.split('\n').length;
+    return { line, column: err.offset - (before.lastIndexOf('\n') + 1) + 1, problem: err.problem };
+  }
+}
+
+class JsonSyntaxError extends Error {
+  constructor(readonly offset: number, readonly problem: string) {
+    super(problem);
+  }
+}
+
+/** JSON.parse, failing with a ConfigError that gives line and column, never the file's content. */
+function parseJson(text: string, file: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    const at = locateJsonError(text);
+    const where = at ? `${at.problem} at line ${at.line}, column ${at.column}` : 'a syntax error';
+    throw new ConfigError(file, '(file)', `is not valid JSON: ${where} — fix the syntax or remove the file`);
+  }
+}
+
+/** The config file's text, or undefined when missing. It may be a symlink (dotfile managers). */
+async function readConfigText(file: string): Promise<string | undefined> {
+  try {
+    return await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 export function isLoopbackHost(hostname: string): boolean {
@@ -81,6 +230,7 @@ export function parseProvider(name: string, raw: unknown, file: string): Provide
   if (!NAME_PATTERN.test(name) || name === '.' || name === '..') {
     throw new ConfigError(file, at, "is not a valid provider name: use 1-64 letters, digits, '.', '_', '@' or '-'");
   }
+  assertConfigName('providers', 'provider', name, file);
   if (!isPlainObject(raw)) throw new ConfigError(file, at, 'must be an object');
   const clientId = optionalString(raw, 'client_id', file, at);
   if (clientId === undefined) throw new ConfigError(file, `${at}.client_id`, 'is missing — set the OAuth client id registered with the provider');
@@ -137,12 +287,7 @@ export function parseProvider(name: string, raw: unknown, file: string): Provide
 }
 
 export function parseConfig(text: string, file: string): CredproxyConfig {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(file, '(file)', `is not valid JSON: ${err instanceof Error ? err.message : String(err)} — fix the syntax or remove the file`);
-  }
+  const raw = parseJson(text, file);
   if (!isPlainObject(raw)) throw new ConfigError(file, '(file)', 'must hold a JSON object like {"providers": {}}');
   const config: CredproxyConfig = {
     providers: new Map(),
@@ -207,7 +352,7 @@ export class ConfigSource {
       stamp = 'missing';
     }
     if (stamp === this.#stamp) return this.#config;
-    const text = stamp === 'missing' ? undefined : await readFileIfExists(this.#file);
+    const text = stamp === 'missing' ? undefined : await readConfigText(this.#file);
     this.#config = text === undefined ? emptyConfig() : parseConfig(text, this.#file);
     this.#stamp = stamp;
     return this.#config;
@@ -219,17 +364,21 @@ export class ConfigSource {
  * secret). The result is parsed before writing, so a bad edit never lands.
  */
 export async function editConfigFile(file: string, mutate: (raw: Record<string, unknown>) => void): Promise<CredproxyConfig> {
-  const text = await readFileIfExists(file);
-  const raw: Record<string, unknown> = text === undefined ? {} : (JSON.parse(text) as Record<string, unknown>);
+  const text = await readConfigText(file);
+  const parsed = text === undefined ? {} : parseJson(text, file);
+  if (!isPlainObject(parsed)) throw new ConfigError(file, '(file)', 'must hold a JSON object like {"providers": {}}');
+  const raw = parsed;
   mutate(raw);
   const next = JSON.stringify(raw, null, 2) + '\n';
-  const parsed = parseConfig(next, file);
-  await ensureDataDir(path.dirname(file));
+  const config = parseConfig(next, file);
+  await ensureUserDir(path.dirname(file));
   await writeFileAtomic(file, next);
-  return parsed;
+  return config;
 }
 
 export async function addProviderToConfig(file: string, provider: ProviderConfig): Promise<void> {
+  // Checked before the edit: `providers["__proto__"] = ...` would store nothing and succeed.
+  assertConfigName('providers', 'provider', provider.name, file);
   await editConfigFile(file, (raw) => {
     const providers = isPlainObject(raw.providers) ? raw.providers : {};
     providers[provider.name] = providerToJson(provider);
