@@ -232,3 +232,24 @@ describe('FrameDecoder', () => {
     );
   });
 });
+
+describe('FrameDecoder limit changes', () => {
+  it('applies a raised limit from the next frame on, also within one chunk', () => {
+    const d = new FrameDecoder(100, ' before the handshake');
+    const big = { pad: 'b'.repeat(500) };
+    d.write(Buffer.concat([encodeFrame({ op: 'handshake' }), encodeFrame(big)]));
+    expect(d.next()).toEqual({ ok: true, value: { op: 'handshake' } });
+    d.setMaxFrameBytes(1000);
+    expect(d.next()).toEqual({ ok: true, value: big });
+    expect(d.next()).toBeUndefined();
+  });
+
+  it('refuses a frame over the current limit at its header, naming the limit and the hint', () => {
+    const d = new FrameDecoder(100, ' before the handshake');
+    d.write(frame('', 4 * 1024 * 1024));
+    const f = d.next();
+    expect(f).toMatchObject({ ok: false, fatal: true });
+    expect(f && !f.ok && f.error.message).toMatch(/4194304 exceeds the 100-byte limit before the handshake/);
+    expect(d.next()).toBeUndefined();
+  });
+});

@@ -104,23 +104,40 @@ function parseBody(body: Uint8Array): DecodedFrame {
 }
 
 /**
- * Incremental decoder for a byte stream of frames. Feed it chunks as they arrive; it returns the
- * frames completed by each chunk. After a fatal result it returns nothing more.
+ * Incremental decoder for a byte stream of frames. Feed it chunks with `write()` and take the
+ * frames they complete with `next()`, one at a time, so the limit can change between two frames
+ * of one chunk (a connection raises it once its handshake succeeds). `push()` does both at once.
+ * After a fatal result it decodes nothing more.
  *
  * Chunks are kept in a list and joined only once the frame they belong to is complete, so a peer
  * that trickles a large frame in tiny pieces costs linear time, not a copy of the whole buffer
  * per piece.
  */
 export class FrameDecoder {
-  readonly #maxFrameBytes: number;
+  #maxFrameBytes: number;
+  #limitHint = '';
   #chunks: Buffer[] = [];
   #buffered = 0;
   /** Bytes needed before anything new can be decoded: a header, or the current frame. */
   #needed = HEADER_BYTES;
+  /** The single buffered chunk is a view into a larger buffer that was partly consumed. */
+  #sliced = false;
   #failed = false;
 
-  constructor(maxFrameBytes: number = MAX_FRAME_BYTES) {
+  /** `limitHint` ends the error message of a frame over the limit (say why the limit is what it is). */
+  constructor(maxFrameBytes: number = MAX_FRAME_BYTES, limitHint = '') {
     this.#maxFrameBytes = maxFrameBytes;
+    this.#limitHint = limitHint;
+  }
+
+  get maxFrameBytes(): number {
+    return this.#maxFrameBytes;
+  }
+
+  /** Change the largest frame accepted (and the hint), from the next frame on. */
+  setMaxFrameBytes(maxFrameBytes: number, hint = ''): void {
+    this.#maxFrameBytes = maxFrameBytes;
+    this.#limitHint = hint;
   }
 
   /** True while bytes of an unfinished frame are buffered. */
@@ -128,43 +145,69 @@ export class FrameDecoder {
     return this.#buffered > 0;
   }
 
-  push(chunk: Buffer): DecodedFrame[] {
-    if (this.#failed || chunk.length === 0) return [];
+  /** Buffer a chunk; take the frames it completes with next(). */
+  write(chunk: Buffer): void {
+    if (this.#failed || chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
-    if (this.#buffered < this.#needed) return [];
-    const data = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks, this.#buffered);
-    const frames: DecodedFrame[] = [];
-    let offset = 0;
-    this.#needed = HEADER_BYTES;
-    while (data.length - offset >= HEADER_BYTES) {
-      const length = data.readUInt32BE(offset);
-      if (length > this.#maxFrameBytes) {
-        this.#failed = true;
-        this.#chunks = [];
-        this.#buffered = 0;
-        frames.push({
-          ok: false,
-          fatal: true,
-          error: new ProxyError(
-            ErrorCode.INVALID_REQUEST,
-            `frame length ${length} exceeds the ${this.#maxFrameBytes}-byte limit; closing the connection`,
-          ),
-        });
-        return frames;
-      }
-      if (data.length - offset - HEADER_BYTES < length) {
-        this.#needed = HEADER_BYTES + length;
-        break;
-      }
-      const start = offset + HEADER_BYTES;
-      frames.push(parseBody(data.subarray(start, start + length)));
-      offset = start + length;
+  }
+
+  /** The next complete frame, or undefined until more bytes arrive. */
+  next(): DecodedFrame | undefined {
+    if (this.#failed || this.#buffered < this.#needed) return this.#idle();
+    let data = this.#chunks[0]!;
+    if (this.#chunks.length > 1) {
+      data = Buffer.concat(this.#chunks, this.#buffered);
+      this.#chunks = [data];
+      this.#sliced = false;
     }
-    // Copy the remainder so a small partial frame does not pin a large chunk in memory.
-    const rest = data.length - offset;
-    this.#chunks = rest === 0 ? [] : [Buffer.from(data.subarray(offset))];
-    this.#buffered = rest;
+    const length = data.readUInt32BE(0);
+    if (length > this.#maxFrameBytes) {
+      this.#failed = true;
+      this.#chunks = [];
+      this.#buffered = 0;
+      this.#sliced = false;
+      return {
+        ok: false,
+        fatal: true,
+        error: new ProxyError(
+          ErrorCode.INVALID_REQUEST,
+          `frame length ${length} exceeds the ${this.#maxFrameBytes}-byte limit${this.#limitHint}; closing the connection`,
+        ),
+      };
+    }
+    const end = HEADER_BYTES + length;
+    if (this.#buffered < end) {
+      this.#needed = end;
+      return this.#idle();
+    }
+    const frame = parseBody(data.subarray(HEADER_BYTES, end));
+    this.#buffered -= end;
+    this.#needed = HEADER_BYTES;
+    if (this.#buffered === 0) {
+      this.#chunks = [];
+      this.#sliced = false;
+    } else {
+      this.#chunks[0] = data.subarray(end);
+      this.#sliced = true;
+    }
+    return frame;
+  }
+
+  /** Nothing to decode now: copy a partly consumed remainder so it does not pin a large chunk. */
+  #idle(): undefined {
+    if (this.#sliced) {
+      this.#chunks[0] = Buffer.from(this.#chunks[0]!);
+      this.#sliced = false;
+    }
+    return undefined;
+  }
+
+  /** write() then every frame it completes (up to and including a fatal one). */
+  push(chunk: Buffer): DecodedFrame[] {
+    this.write(chunk);
+    const frames: DecodedFrame[] = [];
+    for (let frame = this.next(); frame !== undefined; frame = this.next()) frames.push(frame);
     return frames;
   }
 }

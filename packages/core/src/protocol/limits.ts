@@ -17,3 +17,12 @@ export const DEFAULT_BUCKET = 'default';
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Connections only the owner socket may use, so client sockets cannot lock the owner out. */
 export const OWNER_RESERVED_CONNECTIONS = 64;
+/**
+ * Largest frame accepted before a successful handshake: a handshake is a few hundred bytes, so a
+ * peer that has proven nothing cannot make the proxy buffer megabytes.
+ */
+export const PRE_HANDSHAKE_MAX_FRAME_BYTES = 8 * 1024;
+/** Authenticated connections one client identity may hold at once (all listeners together). */
+export const MAX_CONNECTIONS_PER_CLIENT = 64;
+/** A client connection with nothing in flight that sends no frame for this long is closed. */
+export const CLIENT_IDLE_TIMEOUT_MS = 5 * 60_000;
