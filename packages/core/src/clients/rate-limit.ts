@@ -1,6 +1,7 @@
 /**
- * Failed handshakes counted per peer (pid, else uid) in a sliding window. Only the guesser pays:
- * peers with no failures are never slowed, whatever others do.
+ * Failed handshakes counted per peer (pid, else uid) in a sliding window. Only failures are
+ * counted and only failures are refused: the gate checks a token before it asks here, so a right
+ * token passes even when its peer key is shared with a guesser (no visible pid).
  */
 import type { Clock } from '../util/clock.js';
 
@@ -44,6 +45,8 @@ export class FailureRateLimiter {
   recordFailure(key: string): void {
     const list = this.#recent(key);
     list.push(this.#clock.now());
+    // Only the newest maxFailures decide retryAfter: a guesser that goes on costs no memory.
+    if (list.length > this.#max) list.splice(0, list.length - this.#max);
     this.#failures.set(key, list);
     if (this.#failures.size > this.#maxPeers) {
       const first = this.#failures.keys().next().value;

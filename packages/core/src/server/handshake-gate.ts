@@ -15,8 +15,12 @@ import type { PeerInfo } from './context.js';
 
 export const HANDSHAKE_FAILURES_PER_MINUTE = 10;
 
+/**
+ * The rate-limit key of a peer: its pid, else its uid. Pid 0 is no pid: the kernel reports it for
+ * a peer outside the proxy's pid namespace, so it would make every such peer one.
+ */
 export function peerKey(peer: PeerInfo): string {
-  if (peer.pid !== undefined) return `pid:${peer.pid}`;
+  if (peer.pid !== undefined && peer.pid > 0) return `pid:${peer.pid}`;
   if (peer.uid !== undefined) return `uid:${peer.uid}`;
   return 'unknown';
 }
@@ -42,6 +46,13 @@ export class CapabilityGate implements HandshakeGate {
       }
       return OWNER;
     }
+    // The token is checked first (in constant time) and a right one always passes: peers that
+    // share a key (no pid visible, pid 0 from another pid namespace) must not be locked out by
+    // one guesser among them. Only failures are throttled.
+    const client = token === undefined ? undefined : this.#clients.authenticate(token);
+    if (client && (binding.kind === 'owner' || client.name === binding.clientName)) {
+      return { kind: 'client', client };
+    }
     const key = peerKey(peer);
     const wait = this.#limiter.retryAfter(key);
     if (wait > 0) {
@@ -50,11 +61,7 @@ export class CapabilityGate implements HandshakeGate {
     if (token === undefined) {
       throw new ProxyError(ErrorCode.UNAUTHORIZED, 'this socket needs a capability token in the handshake — ask the owner for one (`credproxy client add`)');
     }
-    const client = this.#clients.authenticate(token);
-    if (!client || (binding.kind === 'client' && client.name !== binding.clientName)) {
-      this.#limiter.recordFailure(key);
-      throw new ProxyError(ErrorCode.UNAUTHORIZED, 'capability token not accepted: unknown, expired or removed client — ask the owner for a new one (`credproxy client add`)');
-    }
-    return { kind: 'client', client };
+    this.#limiter.recordFailure(key);
+    throw new ProxyError(ErrorCode.UNAUTHORIZED, 'capability token not accepted: unknown, expired or removed client — ask the owner for a new one (`credproxy client add`)');
   }
 }
