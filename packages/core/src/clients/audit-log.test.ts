@@ -62,3 +62,47 @@ it('op() writes the same bytes as record() of the same op event, whatever the fi
     { numRuns: 200 },
   );
 });
+
+const lines = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+it('caps every string at 64 characters and marks the cut, through record() and op() alike', async () => {
+  const file = path.join(dir, 'audit.log');
+  const log = new AuditLog({ file, clock });
+  const huge = 'x'.repeat(3_900_000);
+  log.record({ event: 'op', client: 'c', op: huge, outcome: 'UNAUTHORIZED', pid: 1 });
+  log.op('c', huge, 'UNKNOWN_OP', huge, undefined, 1, 2);
+  await log.close();
+  expect(statSync(file).size).toBeLessThan(1000);
+  const [a, b] = lines(file);
+  expect(a!.op).toBe(`${'x'.repeat(64)}…(3900000 chars)`);
+  expect(b).toMatchObject({ op: a!.op, provider: a!.op });
+});
+
+it('writes a repeated failure once, then one line with "repeat": N; successes are each written', async () => {
+  const file = path.join(dir, 'audit.log');
+  const log = new AuditLog({ file, clock });
+  for (let i = 0; i < 1000; i++) log.op('box', 'client_list', 'FORBIDDEN', undefined, undefined, i / 100, 42);
+  for (let i = 0; i < 1000; i++) log.record({ event: 'handshake', client: 'none', op: 'handshake', outcome: 'UNAUTHORIZED', pid: 43 });
+  for (let i = 0; i < 5; i++) log.op('box', 'get_token', 'ok', 'gh', 'default', 0.1, 42);
+  await new Promise((r) => setTimeout(r, 250));
+  // Before the second is over, only the first of each failure is on disk.
+  expect(lines(file).map((l) => l.outcome)).toEqual(['FORBIDDEN', 'UNAUTHORIZED', 'ok', 'ok', 'ok', 'ok', 'ok']);
+  await new Promise((r) => setTimeout(r, 1000));
+  const all = lines(file);
+  expect(all).toHaveLength(9);
+  expect(all.slice(7)).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ event: 'op', client: 'box', op: 'client_list', outcome: 'FORBIDDEN', pid: 42, repeat: 999 }),
+      expect.objectContaining({ event: 'handshake', outcome: 'UNAUTHORIZED', pid: 43, repeat: 999 }),
+    ]),
+  );
+  await log.close();
+});
+
+it('writes the pending repeat counts on close', async () => {
+  const file = path.join(dir, 'audit.log');
+  const log = new AuditLog({ file, clock });
+  for (let i = 0; i < 3; i++) log.op('box', 'x', 'UNKNOWN_OP', undefined, undefined, 1, 7);
+  await log.close();
+  expect(lines(file).map((l) => l.repeat)).toEqual([undefined, 2]);
+});

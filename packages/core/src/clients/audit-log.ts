@@ -3,6 +3,10 @@
  * outcome, pid, duration) in `<data dir>/audit.log`, 0600, rotated by size. Events carry names
  * and codes only — never payload values — so no secret byte can reach it. Lines are batched into
  * one append at a time to stay off the hot path.
+ *
+ * A peer must not be able to rotate the history away or pin memory through it: every string is
+ * capped (MAX_FIELD_CHARS, truncation marked), and a failure line repeated within a second is
+ * written once, then counted (`"repeat": N` on one line when the second is over).
  */
 import { appendFileSync, renameSync, statSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
@@ -14,6 +18,19 @@ import type { Clock } from '../util/clock.js';
 const FLUSH_DELAY_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
 const QUOTED_CACHE_ENTRIES = 1024;
+/** The quoted-string cache is dropped when its keys and values pass this many UTF-16 units. */
+const QUOTED_CACHE_CHARS = 128 * 1024;
+/** Longer strings are cut here and marked: names are at most 64 characters, op names shorter. */
+export const MAX_FIELD_CHARS = 64;
+/** Identical failure lines within this window are counted, not each written. */
+const REPEAT_WINDOW_MS = 1000;
+/** Distinct failure lines tracked per window (by size); past it, lines are written as they come. */
+const REPEAT_KEYS_CHARS = 256 * 1024;
+
+/** A string as the audit log writes it: at most MAX_FIELD_CHARS, a longer one marked as cut. */
+export function capAuditString(value: string): string {
+  return value.length <= MAX_FIELD_CHARS ? value : `${value.slice(0, MAX_FIELD_CHARS)}…(${value.length} chars)`;
+}
 
 export type AuditRecord = Record<string, string | number | boolean | undefined>;
 
@@ -38,6 +55,11 @@ export class AuditLog {
   /** The line prefix for the current millisecond: many ops share one. */
   #tsAt = Number.NaN;
   readonly #quoted = new Map<string, string>();
+  #quotedChars = 0;
+  /** Failure lines (without their ms) seen in the current window, and how often they repeated. */
+  readonly #repeats = new Map<string, number>();
+  #repeatChars = 0;
+  #repeatTimer: NodeJS.Timeout | undefined;
   #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
   #ts = '';
 
@@ -46,13 +68,19 @@ export class AuditLog {
   }
 
   record<T extends { [K in keyof T]: AuditRecord[string] }>(event: T): void {
+    const outcome = (event as AuditRecord).outcome;
+    const failed = typeof outcome === 'string' && outcome !== 'ok';
     let body = '';
-    for (const key in event) {
-      const value: AuditRecord[string] = event[key];
+    let key = '';
+    for (const field in event) {
+      const value: AuditRecord[string] = event[field];
       if (value === undefined) continue;
-      body += `,"${key}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
+      const part = `,"${field}":${typeof value === 'string' ? this.#quote(value) : String(value)}`;
+      body += part;
+      if (failed && field !== 'ms') key += part;
     }
-    this.#push(body);
+    if (failed) this.#failure(key, body);
+    else this.#push(body);
   }
 
   /**
@@ -72,7 +100,45 @@ export class AuditLog {
     let body = last.json;
     if (ms !== undefined) body += `,"ms":${ms}`;
     if (pid !== undefined) body += `,"pid":${pid}`;
+    if (outcome === 'ok') {
+      this.#push(body);
+      return;
+    }
+    this.#failure(pid === undefined ? last.json : `${last.json},"pid":${pid}`, body);
+  }
+
+  /**
+   * A failure line: the first of its kind in a window is written, the same line again (`key`: the
+   * line without its ms) within the window is only counted; the count is written when the window
+   * ends. So a peer repeating a refused request costs the log one line a second, not one per frame.
+   */
+  #failure(key: string, body: string): void {
+    const seen = this.#repeats.get(key);
+    if (seen !== undefined) {
+      this.#repeats.set(key, seen + 1);
+      return;
+    }
+    if (this.#repeatChars + key.length <= REPEAT_KEYS_CHARS) {
+      this.#repeats.set(key, 0);
+      this.#repeatChars += key.length;
+      if (this.#repeatTimer === undefined) {
+        this.#repeatTimer = setTimeout(() => this.#endRepeatWindow(), REPEAT_WINDOW_MS);
+        this.#repeatTimer.unref();
+      }
+    }
     this.#push(body);
+  }
+
+  #endRepeatWindow(): void {
+    if (this.#repeatTimer) {
+      clearTimeout(this.#repeatTimer);
+      this.#repeatTimer = undefined;
+    }
+    for (const [key, count] of this.#repeats) {
+      if (count > 0) this.#push(`${key},"repeat":${count}`);
+    }
+    this.#repeats.clear();
+    this.#repeatChars = 0;
   }
 
   /** Add `{"ts":…` + body + `}` as a line to the batch. */
@@ -95,13 +161,21 @@ export class AuditLog {
     this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
   }
 
-  /** JSON of a string; names, ops and outcomes repeat, so their JSON is kept (a bounded set). */
+  /**
+   * JSON of a string, capped; names, ops and outcomes repeat, so their JSON is kept (a set bounded
+   * in entries and in size; a string over the cap is never a key).
+   */
   #quote(value: string): string {
+    if (value.length > MAX_FIELD_CHARS) return JSON.stringify(capAuditString(value));
     let quoted = this.#quoted.get(value);
     if (quoted === undefined) {
       quoted = JSON.stringify(value);
-      if (this.#quoted.size >= QUOTED_CACHE_ENTRIES) this.#quoted.clear();
+      if (this.#quoted.size >= QUOTED_CACHE_ENTRIES || this.#quotedChars > QUOTED_CACHE_CHARS) {
+        this.#quoted.clear();
+        this.#quotedChars = 0;
+      }
       this.#quoted.set(value, quoted);
+      this.#quotedChars += value.length + quoted.length;
     }
     return quoted;
   }
@@ -133,12 +207,14 @@ export class AuditLog {
     }
   }
 
-  /** Everything recorded so far is on disk when this returns. */
+  /** Everything recorded so far, repeat counts included, is on disk when this returns. */
   async flush(): Promise<void> {
+    this.#endRepeatWindow();
     this.#write();
   }
 
   async close(): Promise<void> {
+    this.#endRepeatWindow();
     this.#write();
   }
 
