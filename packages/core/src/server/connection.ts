@@ -5,9 +5,11 @@
  */
 import type { Socket } from 'node:net';
 import { type Identity, identityName } from '../clients/policy.js';
+import { capAuditString } from '../clients/audit-log.js';
+import type { ClientRecord } from '../clients/registry.js';
 import { encodeFrame, encodeOkFrame, FrameDecoder, FrozenJson } from '../protocol/codec.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
-import { GET_TOKEN_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, PARTIAL_FRAME_TIMEOUT_MS, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { GET_TOKEN_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
 import { isPlainObject } from '../protocol/validate.js';
 import type { PeerInfo, ProxyServices, RequestContext } from './context.js';
 import { ALL_OPS, CLIENT_OPS, findHandler, type DispatchedOp, type Handler } from './dispatch.js';
@@ -18,6 +20,12 @@ export interface ListenerBinding {
   /** For a client listener: the only client allowed on it. */
   clientName?: string;
 }
+
+/**
+ * Decides whether an authenticated identity may keep this connection (connection caps); returns
+ * the refusal, or undefined to admit it. Called once, after a successful handshake.
+ */
+export type AdmitIdentity = (identity: Identity) => ProxyError | undefined;
 
 /** Decides a presented capability token; throws RATE_LIMITED/UNAUTHORIZED. */
 export interface HandshakeGate {
@@ -30,9 +38,14 @@ export interface ConnectionOptions {
   peer: PeerInfo;
   services: ProxyServices;
   gate: HandshakeGate;
+  /** The path of the listener this connection came in on (what ping tells a client). */
+  socketPath: string;
   maxFrameBytes: number;
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
+  /** A client connection with nothing in flight and no frame for this long is closed; 0: never. */
+  clientIdleTimeoutMs?: number;
+  admit?: AdmitIdentity;
   onAudit?: (event: AuditEvent) => void;
   /** The op events of onAudit as arguments, without an event object (the get_token hot path). */
   onOpAudit?: OpAuditSink;
@@ -67,6 +80,8 @@ function describe(value: unknown): string {
 
 /** Stop reading from a peer that does not read our answers. */
 const MAX_UNREAD_OUTPUT_BYTES = 16 * 1024 * 1024;
+/** setTimeout's longest delay; a longer wait is done in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 class InFlight {
   #controller: AbortController | undefined;
@@ -91,6 +106,7 @@ class Context implements RequestContext {
     readonly identity: Identity,
     readonly services: ProxyServices,
     readonly peer: PeerInfo,
+    readonly listenerPath: string,
     readonly id: string,
   ) {}
 
@@ -109,6 +125,9 @@ export class Connection {
   readonly #peer: PeerInfo;
   readonly #services: ProxyServices;
   readonly #gate: HandshakeGate;
+  readonly #socketPath: string;
+  readonly #admit: AdmitIdentity | undefined;
+  readonly #clientIdleTimeoutMs: number;
   readonly #decoder: FrameDecoder;
   readonly #maxFrameBytes: number;
   readonly #partialTimeoutMs: number;
@@ -119,6 +138,10 @@ export class Connection {
   readonly #inFlight = new Map<string, InFlight>();
   #partialTimer: NodeJS.Timeout | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
+  /** Client connections only: closes the connection after a quiet spell (refreshed per chunk). */
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** Client connections with a TTL only: closes the connection when the client expires. */
+  #expiryTimer: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: ConnectionOptions) {
@@ -127,8 +150,12 @@ export class Connection {
     this.#peer = options.peer;
     this.#services = options.services;
     this.#gate = options.gate;
+    this.#socketPath = options.socketPath;
+    this.#admit = options.admit;
+    this.#clientIdleTimeoutMs = options.clientIdleTimeoutMs ?? 0;
     this.#maxFrameBytes = options.maxFrameBytes;
-    this.#decoder = new FrameDecoder(options.maxFrameBytes);
+    // A peer that has not proven who it is cannot make us buffer more than a handshake needs.
+    this.#decoder = new FrameDecoder(Math.min(options.maxFrameBytes, PRE_HANDSHAKE_MAX_FRAME_BYTES), ' before the handshake — send the handshake first');
     this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
     this.#onAudit = options.onAudit;
     this.#onOpAudit = options.onOpAudit;
@@ -152,10 +179,17 @@ export class Connection {
 
   #onData(chunk: Buffer): void {
     if (this.#closed) return;
-    const frames = this.#decoder.push(chunk);
-    // The slowloris clock measures the frame that is incomplete now, not an earlier one.
-    if (frames.length > 0) this.#clearPartialTimer();
-    for (const frame of frames) {
+    this.#idleTimer?.refresh();
+    this.#decoder.write(chunk);
+    // Frames are taken one at a time: the handshake raises the frame limit for the frames after
+    // it, also those in the same chunk.
+    let first = true;
+    for (let frame = this.#decoder.next(); frame !== undefined; frame = this.#decoder.next()) {
+      // The slowloris clock measures the frame that is incomplete now, not an earlier one.
+      if (first) {
+        first = false;
+        this.#clearPartialTimer();
+      }
       if (!frame.ok) {
         this.#send(toErrorFrame(frame.error, null));
         if (frame.fatal) {
@@ -212,6 +246,8 @@ export class Connection {
     this.#closed = true;
     if (this.#partialTimer) clearTimeout(this.#partialTimer);
     clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#expiryTimer);
     const reason = new ProxyError(ErrorCode.CANCELLED, 'connection closed');
     for (const req of this.#inFlight.values()) {
       req.cancelled = true;
@@ -274,8 +310,9 @@ export class Connection {
       return;
     }
     if (this.#identity.kind === 'client' && this.#services.clients.isExpired(this.#identity.client)) {
-      // The TTL holds for open connections too, not only at the handshake.
-      this.#audit(op, 'UNAUTHORIZED');
+      // The TTL holds for open connections too, not only at the handshake (the expiry timer
+      // closes them; this covers a clock that jumped). The op name is the peer's: capped.
+      this.#audit(capAuditString(op), 'UNAUTHORIZED');
       this.#send(toErrorFrame(new ProxyError(ErrorCode.UNAUTHORIZED, `client ${this.#identity.client.name} has expired — ask the owner for a new one (\`credproxy client add\`)`), id));
       this.#closeAfterAnswer();
       return;
@@ -286,6 +323,7 @@ export class Connection {
     }
     const handler = findHandler(op);
     if (!handler) {
+      this.#audit(capAuditString(op), ErrorCode.UNKNOWN_OP);
       this.#send(toErrorFrame(new ProxyError(ErrorCode.UNKNOWN_OP, `unknown op "${op.slice(0, 64)}" — this proxy knows: ${ALL_OPS.join(', ')}`), id));
       return;
     }
@@ -341,8 +379,17 @@ export class Connection {
       fail(proxyErr);
       return;
     }
+    const refusal = this.#admit?.(identity);
+    if (refusal) {
+      this.#auditHandshake(refusal.code, identityName(identity));
+      fail(refusal);
+      this.#closeAfterAnswer();
+      return;
+    }
     this.#identity = identity;
     clearTimeout(this.#handshakeTimer);
+    this.#decoder.setMaxFrameBytes(this.#maxFrameBytes);
+    if (identity.kind === 'client') this.#armClientTimers(identity.client);
     this.#auditHandshake('ok');
     reply({
       v: PROTOCOL_VERSION,
@@ -354,6 +401,40 @@ export class Connection {
         ops: [...(identity.kind === 'owner' ? ALL_OPS : CLIENT_OPS)],
       },
     });
+  }
+
+  /**
+   * A client's connection closes when the client expires — not only at its next request, so an
+   * expired client keeps nothing open — and after a quiet spell (the owner's connections never
+   * idle out: the owner is not the one who could starve the others).
+   */
+  #armClientTimers(client: ClientRecord): void {
+    if (this.#clientIdleTimeoutMs > 0) {
+      this.#idleTimer = setTimeout(() => {
+        if (this.#inFlight.size > 0) {
+          this.#idleTimer?.refresh();
+          return;
+        }
+        this.#services.logger.log('info', 'closing idle client connection', { client: client.name, pid: this.#peer.pid });
+        this.#socket.destroy();
+      }, this.#clientIdleTimeoutMs);
+      this.#idleTimer.unref();
+    }
+    if (client.expires_at === undefined) return;
+    const expiresAtMs = client.expires_at * 1000;
+    const arm = (): void => {
+      const wait = Math.min(Math.max(expiresAtMs - this.#services.clock.now(), 0), MAX_TIMER_MS);
+      this.#expiryTimer = setTimeout(() => {
+        if (!this.#services.clients.isExpired(client)) {
+          arm();
+          return;
+        }
+        this.#services.logger.log('info', 'closing the connection of an expired client', { client: client.name, pid: this.#peer.pid });
+        this.#socket.destroy();
+      }, wait);
+      this.#expiryTimer.unref();
+    };
+    arm();
   }
 
   #cancel(id: string, payload: Record<string, unknown>): void {
@@ -377,7 +458,7 @@ export class Connection {
 
   #run(id: string, op: DispatchedOp, handler: Handler<DispatchedOp>, raw: Record<string, unknown>, identity: Identity): void {
     const started = performance.now();
-    const ctx = new Context(identity, this.#services, this.#peer, id);
+    const ctx = new Context(identity, this.#services, this.#peer, this.#socketPath, id);
     let validated: ReturnType<Handler<DispatchedOp>['validate']>;
     try {
       validated = handler.validate(raw);
@@ -461,9 +542,9 @@ export class Connection {
     this.#onAudit(event);
   }
 
-  #auditHandshake(outcome: string): void {
+  #auditHandshake(outcome: string, client = this.#identity ? identityName(this.#identity) : 'none'): void {
     if (!this.#onAudit) return;
-    const event: AuditEvent = { event: 'handshake', client: this.#identity ? identityName(this.#identity) : 'none', op: 'handshake', outcome };
+    const event: AuditEvent = { event: 'handshake', client, op: 'handshake', outcome };
     if (this.#peer.pid !== undefined) event.pid = this.#peer.pid;
     this.#onAudit(event);
   }

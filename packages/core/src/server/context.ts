@@ -54,6 +54,8 @@ export interface RequestContext {
   identity: Identity;
   services: ProxyServices;
   peer: PeerInfo;
+  /** The socket path of the listener the request came in on. */
+  listenerPath: string;
   /** Aborted when the request is cancelled or its connection closes. Created on first use. */
   readonly signal: AbortSignal;
 }

@@ -1,11 +1,12 @@
 /**
  * Hosts the proxy's Unix-socket listeners: the owner socket and one per client registered with
  * `--listen`. Each listener has a binding that says who may use it. A connection cap covers
- * them all.
+ * them all; its last slots are the owner's, and each client identity has a cap of its own.
  */
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
-import { MAX_CONNECTIONS, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
+import type { Identity } from '../clients/policy.js';
+import { CLIENT_IDLE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
 import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding, type OpAuditSink } from './connection.js';
@@ -18,6 +19,10 @@ export interface ListenerHostOptions {
   readPeer: PeerCredentialReader;
   maxFrameBytes?: number;
   maxConnections?: number;
+  /** Authenticated connections one client identity may hold, all listeners together. */
+  maxConnectionsPerClient?: number;
+  /** Client connections idle this long are closed (0: never); the owner's never are. */
+  clientIdleTimeoutMs?: number;
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   onAudit?: (event: AuditEvent) => void;
@@ -26,6 +31,7 @@ export interface ListenerHostOptions {
 }
 
 interface Listener {
+  socketPath: string;
   server: net.Server;
   binding: ListenerBinding;
   connections: Set<Connection>;
@@ -68,6 +74,8 @@ export class ListenerHost {
   readonly #options: ListenerHostOptions;
   readonly #listeners = new Map<string, Listener>();
   #connectionCount = 0;
+  /** Authenticated connections per client name. */
+  readonly #perClient = new Map<string, number>();
   readonly #json = new FrozenJson();
 
   constructor(options: ListenerHostOptions) {
@@ -84,7 +92,7 @@ export class ListenerHost {
       throw new ProxyError(ErrorCode.INVALID_REQUEST, `credproxy already listens on ${socketPath}`);
     }
     await clearStaleSocket(socketPath);
-    const listener: Listener = { server: net.createServer(), binding, connections: new Set() };
+    const listener: Listener = { socketPath, server: net.createServer(), binding, connections: new Set() };
     listener.server.on('connection', (socket) => this.#accept(listener, socket));
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void =>
@@ -106,10 +114,15 @@ export class ListenerHost {
     this.#listeners.set(socketPath, listener);
   }
 
-  #accept(listener: Listener, socket: net.Socket): void {
+  /** Connections clients may use, all listeners together: the cap less the owner's reserve. */
+  #clientShare(): number {
     const cap = this.#options.maxConnections ?? MAX_CONNECTIONS;
+    return Math.max(1, cap - Math.min(OWNER_RESERVED_CONNECTIONS, Math.floor(cap / 4)));
+  }
+
+  #accept(listener: Listener, socket: net.Socket): void {
     // Client sockets stop short of the cap: the last slots are the owner's.
-    const max = listener.binding.kind === 'owner' ? cap : Math.max(1, cap - Math.min(OWNER_RESERVED_CONNECTIONS, Math.floor(cap / 4)));
+    const max = listener.binding.kind === 'owner' ? (this.#options.maxConnections ?? MAX_CONNECTIONS) : this.#clientShare();
     if (this.#connectionCount >= max) {
       const frame = toErrorFrame(new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `credproxy has ${max} connections open — close idle ones and retry`), null);
       socket.end(encodeFrame(frame));
@@ -130,6 +143,9 @@ export class ListenerHost {
       peer,
       services: this.#options.services,
       gate: this.#options.gate,
+      socketPath: listener.socketPath,
+      admit: (identity) => this.#admit(listener, identity),
+      clientIdleTimeoutMs: this.#options.clientIdleTimeoutMs ?? CLIENT_IDLE_TIMEOUT_MS,
       maxFrameBytes: this.#options.maxFrameBytes ?? MAX_FRAME_BYTES,
       ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
       ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
@@ -147,7 +163,34 @@ export class ListenerHost {
     socket.once('close', () => {
       this.#connectionCount -= 1;
       listener.connections.delete(connection);
+      const id = connection.identity;
+      if (id?.kind === 'client') {
+        const left = (this.#perClient.get(id.client.name) ?? 1) - 1;
+        if (left > 0) this.#perClient.set(id.client.name, left);
+        else this.#perClient.delete(id.client.name);
+      }
     });
+  }
+
+  /**
+   * After a handshake: may this identity keep the connection? A client may hold at most its own
+   * cap, and never one of the owner's reserved slots — a client token on the owner socket counts
+   * against the clients' share, as if it had come in on a client socket.
+   */
+  #admit(listener: Listener, identity: Identity): ProxyError | undefined {
+    if (identity.kind !== 'client') return undefined;
+    const name = identity.client.name;
+    const held = this.#perClient.get(name) ?? 0;
+    const perClient = this.#options.maxConnectionsPerClient ?? MAX_CONNECTIONS_PER_CLIENT;
+    if (held >= perClient) {
+      return new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `client ${name} already has ${held} connections open, the most one client may hold — close idle ones and retry`);
+    }
+    const share = this.#clientShare();
+    if (listener.binding.kind === 'owner' && this.#connectionCount > share) {
+      return new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `credproxy has ${share} connections open for clients; the rest are kept for the owner — close idle ones and retry`);
+    }
+    this.#perClient.set(name, held + 1);
+    return undefined;
   }
 
   /** Close one listener, its connections, and remove its socket file. */

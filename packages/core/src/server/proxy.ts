@@ -38,6 +38,10 @@ export interface ProxyOptions {
   /** Largest frame accepted, at most 4 MiB. */
   maxFrameBytes?: number;
   maxConnections?: number;
+  /** Authenticated connections one client identity may hold at once (default 64). */
+  maxConnectionsPerClient?: number;
+  /** A client connection with nothing in flight and no frame this long is closed (default 5 min; 0: never). */
+  clientIdleTimeoutMs?: number;
   /** The soft open-files limit (default: read from /proc/self/limits); the cap fits under it. */
   openFilesLimit?: number;
   partialFrameTimeoutMs?: number;
@@ -206,6 +210,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       readPeer: options.readPeer ?? createPeerCredentialReader(logger),
       maxFrameBytes: Math.min(options.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES),
       maxConnections: fittedConnectionCap(options, logger),
+      ...(options.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: options.maxConnectionsPerClient } : {}),
+      ...(options.clientIdleTimeoutMs !== undefined ? { clientIdleTimeoutMs: options.clientIdleTimeoutMs } : {}),
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
       onAudit: options.onAudit ?? ((event) => audit.record(event)),

@@ -4,7 +4,8 @@ import { noPayload } from './validators.js';
 const ping: Handler<'ping'> = {
   access: 'client',
   validate: noPayload,
-  run: (_p, { services }) => ({ version: services.version, pid: services.pid, socket: services.socketPath }),
+  // A client is told the socket it came in on, never the owner socket's host path.
+  run: (_p, { services, identity, listenerPath }) => ({ version: services.version, pid: services.pid, socket: identity.kind === 'owner' ? services.socketPath : listenerPath }),
 };
 
 const shutdown: Handler<'shutdown'> = {
