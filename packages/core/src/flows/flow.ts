@@ -5,6 +5,7 @@
 import type { ErrorCode } from '../protocol/errors.js';
 import type { FlowType } from '../protocol/ops.js';
 import type { StoredToken } from '../store/token-store.js';
+import type { Logger } from '../util/logger.js';
 import type { OAuthProvider } from './oauth-provider.js';
 
 export interface FlowStart {
@@ -45,6 +46,8 @@ export interface FlowOptions {
   redirectUri?: string;
   /** The session's deadline, unix ms: the flow stops by then. */
   deadline: number;
+  /** For what a flow's own listener sees (malformed requests); never request data. */
+  logger?: Logger;
 }
 
 export type FlowFactory = (provider: OAuthProvider, options: FlowOptions) => LoginFlow;

@@ -9,10 +9,26 @@ import type { AddressInfo } from 'node:net';
 import { isLoopbackHost } from '../config/config-file.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { StoredToken } from '../store/token-store.js';
+import { guardHttpHandler, hardenHttpServer } from '../util/http-guard.js';
 import { createAuthorizationRequest, parsePastedCode, rebuildAuthorizationUrl, redeemAuthorizationResponse, type AuthorizationRequestSecrets } from './authorization-code.js';
 import type { FlowFactory, FlowOutcome, LoginFlow } from './flow.js';
 
 export const LOOPBACK_POLL_INTERVAL_MS = 1_000;
+/** A browser needs one or two connections; more are someone else's. */
+const CALLBACK_MAX_CONNECTIONS = 16;
+const CALLBACK_HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * Path and query of an HTTP request target, without URL parsing: `new URL('//[', base)` throws,
+ * and any byte a peer sends must get an answer, not an exception. Only origin-form targets can be
+ * the callback; anything else simply does not match the path.
+ */
+export function splitRequestTarget(target: string): { path: string; query: URLSearchParams } {
+  const hash = target.indexOf('#');
+  const text = hash === -1 ? target : target.slice(0, hash);
+  const q = text.indexOf('?');
+  return q === -1 ? { path: text, query: new URLSearchParams() } : { path: text.slice(0, q), query: new URLSearchParams(text.slice(q + 1)) };
+}
 
 function page(title: string, body: string): string {
   const esc = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -35,6 +51,8 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
   let server: http.Server | undefined;
   let secrets: AuthorizationRequestSecrets | undefined;
   let settled = false;
+  /** A code is being redeemed (callback or paste): a second one is refused. */
+  let redeeming = false;
   let resolveOutcome!: (o: FlowOutcome) => void;
   const outcome = new Promise<FlowOutcome>((resolve) => (resolveOutcome = resolve));
   let deadlineTimer: NodeJS.Timeout | undefined;
@@ -73,29 +91,36 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
     outcome,
     async start(signal) {
       const target = loopbackTarget(options.redirectUri ?? provider.config.redirect_uri, provider.config.callback_port);
-      const srv = http.createServer((req, res) => {
-        const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
+        const { path, query } = splitRequestTarget(req.url ?? '/');
         const reply = (status: number, title: string, body: string): void => {
           res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
           res.end(page(title, body));
         };
-        if (req.method !== 'GET' || url.pathname !== target.path) {
+        if (req.method !== 'GET' || path !== target.path) {
           reply(404, 'Not found', 'This is credproxy\'s login callback; nothing else lives here.');
           return;
         }
-        if (settled || !secrets) {
+        if (settled || redeeming || !secrets) {
           reply(410, 'Login already finished', 'This login has already finished. Return to the terminal.');
           return;
         }
         // A request with the wrong state is not ours to finish: keep waiting for the real one.
-        if (url.searchParams.get('state') !== secrets.state) {
+        if (query.get('state') !== secrets.state) {
           reply(400, 'Login link does not match', 'This callback does not belong to the pending login (state mismatch). Return to the terminal and start again if needed.');
           return;
         }
-        void finishWith(url.searchParams).then(({ status, title, body }) => {
-          reply(status, title, body);
-          close();
-        });
+        redeeming = true;
+        const { status, title, body } = await finishWith(query);
+        reply(status, title, body);
+        close();
+      };
+      const srv = http.createServer(guardHttpHandler(handle, { name: `${name} login callback`, ...(options.logger ? { logger: options.logger } : {}) }));
+      hardenHttpServer(srv, {
+        name: `${name} login callback`,
+        ...(options.logger ? { logger: options.logger } : {}),
+        maxConnections: CALLBACK_MAX_CONNECTIONS,
+        headersTimeoutMs: CALLBACK_HEADERS_TIMEOUT_MS,
       });
       srv.keepAliveTimeout = 1000;
       await new Promise<void>((resolve, reject) => {
@@ -127,8 +152,15 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
     },
     async exchange(pasted, signal): Promise<StoredToken> {
       if (!secrets) throw new ProxyError(ErrorCode.SESSION_NOT_FOUND, 'this login has not started');
-      if (settled) throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login has already finished');
-      const token = await redeemAuthorizationResponse(provider, parsePastedCode(pasted), secrets, signal ? { signal } : {});
+      if (settled || redeeming) throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login has already finished');
+      const params = parsePastedCode(pasted);
+      redeeming = true;
+      let token: StoredToken;
+      try {
+        token = await redeemAuthorizationResponse(provider, params, secrets, signal ? { signal } : {});
+      } finally {
+        redeeming = false;
+      }
       settle({ status: 'complete', token });
       close();
       return token;
