@@ -65,29 +65,46 @@ export async function rebuildAuthorizationUrl(provider: OAuthProvider, secrets: 
   return authorizationUrl(await provider.metadata(), provider, secrets);
 }
 
+const PASTE_WHOLE = 'paste the whole `code#state` the provider shows, or the full redirect URL with its state=';
+
 /**
- * Read what the user pasted: a bare `code`, `code#state` as providers' code pages show it, or the
- * whole redirect URL.
+ * Read what the user pasted: `code#state` as providers' code pages show it, the query
+ * (`code=…&state=…`), or the whole redirect URL. The state is required: it is what ties a code to
+ * this login, so a code from another login (or a bare code of unknown origin) never reaches the
+ * token endpoint and cannot end this login. Never throws anything but INVALID_REQUEST.
  */
 export function parsePastedCode(input: string): URLSearchParams {
   const text = input.trim();
+  let params: URLSearchParams;
   if (/^https?:\/\//i.test(text)) {
-    const url = new URL(text);
-    const params = new URLSearchParams(url.search);
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      throw new ProxyError(ErrorCode.INVALID_REQUEST, `the pasted text starts like a URL but is not one — ${PASTE_WHOLE}`);
+    }
+    params = new URLSearchParams(url.search);
     if (url.hash.length > 1) for (const [k, v] of new URLSearchParams(url.hash.slice(1))) if (!params.has(k)) params.set(k, v);
-    return params;
+  } else if (/(^|&)(code|error)=/.test(text.replace(/^[?#]/, ''))) {
+    params = new URLSearchParams(text.replace(/^[?#]/, ''));
+  } else {
+    const hash = text.indexOf('#');
+    params = new URLSearchParams();
+    params.set('code', hash === -1 ? text : text.slice(0, hash));
+    if (hash !== -1) params.set('state', text.slice(hash + 1));
   }
-  if (text.includes('=') && /(^|&)code=/.test(text)) return new URLSearchParams(text.replace(/^[?#]/, ''));
-  const hash = text.indexOf('#');
-  const params = new URLSearchParams();
-  params.set('code', hash === -1 ? text : text.slice(0, hash));
-  if (hash !== -1 && hash < text.length - 1) params.set('state', text.slice(hash + 1));
+  if (!params.get('code') && !params.get('error')) {
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, `no authorization code found — ${PASTE_WHOLE}`);
+  }
+  if (!params.get('state')) {
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, `the pasted code carries no state, so it cannot be matched to this login — ${PASTE_WHOLE}`);
+  }
   return params;
 }
 
 /**
  * Check the authorization response and swap the code for tokens.
- * `suppliedIssuer`: a pasted code carries no `iss`; the proxy supplies the provider's own
+ * `supplyIssuer`: a pasted code carries no `iss`; the proxy supplies the provider's own
  * (RFC 9207) so the mix-up check still runs against the metadata we trust.
  */
 export async function redeemAuthorizationResponse(
@@ -100,9 +117,9 @@ export async function redeemAuthorizationResponse(
   const as = await provider.metadata(options.signal);
   const params = new URLSearchParams(received);
   if (!params.has('error') && !params.has('code')) {
-    throw new ProxyError(ErrorCode.INVALID_REQUEST, 'no authorization code found — paste the code exactly as the provider shows it');
+    throw new ProxyError(ErrorCode.INVALID_REQUEST, `no authorization code found — ${PASTE_WHOLE}`);
   }
-  if (!params.has('state') && options.supplyIssuer) params.set('state', secrets.state);
+  // Never assumed: a response without this login's state is not this login's (see parsePastedCode).
   if (params.get('state') !== secrets.state) {
     throw new ProxyError(ErrorCode.STATE_MISMATCH, `${name}: the code belongs to a different login (state mismatch) — paste the code from this login's page`);
   }
