@@ -4,10 +4,12 @@
  */
 import * as oauth from 'oauth4webapi';
 import { identityName, type Identity } from '../clients/policy.js';
+import type { ClientRecord } from '../clients/registry.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { LogoutResult, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
 import type { LoginService } from '../server/context.js';
-import { newSessionId, type Session, SessionStore, type StoredInitiate } from '../sessions/session-store.js';
+import { readOpenFilesLimit } from '../server/fd-limit.js';
+import { defaultLoginLimits, newSessionId, OWNER_SESSION_KEY, type LoginLimits, type Session, SessionStore, type StoredInitiate } from '../sessions/session-store.js';
 import { notLoggedIn, type AccountService } from '../store/accounts.js';
 import type { AccountKey, StoredToken } from '../store/token-store.js';
 import type { Clock } from '../util/clock.js';
@@ -24,10 +26,21 @@ export interface OAuthLoginsOptions {
   logger: Logger;
   registry?: FlowRegistry;
   sessions?: SessionStore;
+  /** Caps on pending logins; defaults from defaultLoginLimits() and the open-files limit. */
+  limits?: Partial<LoginLimits>;
 }
 
-function ownerKey(identity: Identity): string {
-  return identity.kind === 'owner' ? 'owner' : `client:${identityName(identity)}`;
+/**
+ * The key a login session is bound to. A client's is its registration, not its name: the
+ * capability token's hash is random per `client add`, so a client removed and added again under
+ * the same name is a different identity and cannot see or end the old one's logins.
+ */
+export function sessionKeyOf(identity: Identity): string {
+  return identity.kind === 'owner' ? OWNER_SESSION_KEY : clientSessionKey(identity.client);
+}
+
+function clientSessionKey(client: ClientRecord): string {
+  return `client:${client.token_sha256}`;
 }
 
 export class OAuthLogins implements LoginService {
@@ -38,16 +51,40 @@ export class OAuthLogins implements LoginService {
   constructor(options: OAuthLoginsOptions) {
     this.#o = options;
     this.#registry = options.registry ?? new FlowRegistry();
-    this.sessions = options.sessions ?? new SessionStore({ clock: options.clock, maxSessions: 10_000 });
+    this.sessions = options.sessions ?? new SessionStore({
+      clock: options.clock,
+      maxSessions: 10_000,
+      limits: { ...defaultLoginLimits(readOpenFilesLimit()), ...options.limits },
+    });
+  }
+
+  /**
+   * End every pending login of a client registration (the client was removed): its listeners
+   * close and its device polling stops. Returns how many ended.
+   */
+  endSessionsOf(client: ClientRecord): number {
+    const ended = this.sessions.endSessionsOf(clientSessionKey(client));
+    if (ended > 0) this.#o.logger.log('info', 'logins of a removed client ended', { client: client.name, count: ended });
+    return ended;
   }
 
   async initiate(identity: Identity, key: AccountKey, payload: OAuthInitiatePayload): Promise<OAuthInitiateResult> {
     const config = await this.#o.providers.config();
     const provider = await this.#o.providers.get(key.provider);
     const flowType = payload.flow ?? provider.config.flow;
-    const owner = ownerKey(identity);
+    const owner = sessionKeyOf(identity);
+    // A client never chooses where the code is sent: with its own redirect_uri it could open a
+    // listener per request (skipping the join below) or point the code at a page it reads.
+    let redirectUri = payload.redirect_uri;
+    if (redirectUri !== undefined && redirectUri === provider.config.redirect_uri) redirectUri = undefined;
+    if (redirectUri !== undefined && identity.kind === 'client') {
+      throw new ProxyError(
+        ErrorCode.FORBIDDEN,
+        `a client may not choose the redirect_uri — omit it and ${key.provider}'s configured one is used (the owner sets it with \`credproxy provider add ${key.provider} --redirect-uri URI\`)`,
+      );
+    }
     // A second login for the same account joins the pending one instead of opening another tab.
-    if (payload.redirect_uri === undefined) {
+    if (redirectUri === undefined) {
       const pending = this.sessions.findPending(owner, key.provider, key.bucket, flowType);
       if (pending) {
         const { auth_url: kept, ...rest } = pending.initiated;
@@ -59,11 +96,14 @@ export class OAuthLogins implements LoginService {
     const now = this.#o.clock.now();
     let expiresAt = now + config.session_ttl_seconds * 1000;
     const factory = this.#registry.factoryFor(key.provider, flowType, payload.flow !== undefined);
-    const flow = factory(provider, { deadline: expiresAt, ...(payload.redirect_uri !== undefined ? { redirectUri: payload.redirect_uri } : {}) });
+    const flow = factory(provider, { deadline: expiresAt, logger: this.#o.logger, ...(redirectUri !== undefined ? { redirectUri } : {}) });
+    // The place is taken before the flow opens a listener or starts polling, and given back if it does not start.
+    const reservation = this.sessions.reserve(owner, flow.flowType);
     let started;
     try {
       started = await flow.start();
     } catch (err) {
+      this.sessions.release(reservation);
       flow.dispose();
       if (err instanceof ProxyError) throw err;
       throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${key.provider}: the login could not start: ${describeUpstream(err)}`);
@@ -99,8 +139,9 @@ export class OAuthLogins implements LoginService {
       exchanging: false,
     };
     try {
-      this.sessions.add(session);
+      this.sessions.add(session, reservation);
     } catch (err) {
+      this.sessions.release(reservation);
       flow.dispose();
       throw err;
     }
@@ -140,7 +181,7 @@ export class OAuthLogins implements LoginService {
   }
 
   async exchange(identity: Identity, sessionId: string, code: string): Promise<OAuthExchangeResult> {
-    const session = this.sessions.get(sessionId, ownerKey(identity));
+    const session = this.sessions.get(sessionId, sessionKeyOf(identity));
     if (session.status === 'expired') throw new ProxyError(ErrorCode.SESSION_EXPIRED, 'this login session expired — start a new login');
     if (session.status !== 'pending' || session.exchanging) {
       throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login session has already been used — start a new login');
@@ -167,7 +208,7 @@ export class OAuthLogins implements LoginService {
   }
 
   poll(identity: Identity, sessionId: string): OAuthPollResult {
-    const s = this.sessions.get(sessionId, ownerKey(identity));
+    const s = this.sessions.get(sessionId, sessionKeyOf(identity));
     const result: OAuthPollResult = { status: s.status };
     if (s.status === 'pending' && s.flow.interval !== undefined) result.interval = s.flow.interval;
     if (s.error !== undefined && s.status !== 'complete') result.error = s.error;
@@ -180,7 +221,7 @@ export class OAuthLogins implements LoginService {
   }
 
   cancel(identity: Identity, sessionId: string): OAuthCancelResult {
-    const s = this.sessions.get(sessionId, ownerKey(identity));
+    const s = this.sessions.get(sessionId, sessionKeyOf(identity));
     if (s.status === 'complete') {
       throw new ProxyError(ErrorCode.SESSION_ALREADY_USED, 'this login already completed — use `credproxy logout` to forget the account');
     }
