@@ -116,6 +116,16 @@ describe('item 5: audit history cannot be erased, memory cannot be pinned', () =
     expect((await (await connect(layout.socketPath)).handshake(token)).value).toMatchObject({ ok: false, code: 'UNAUTHORIZED' });
   });
 
+  it('closes an expired client\'s own socket, and its connections there', async () => {
+    const { layout } = await startTestProxy();
+    const socket = path.join(await tempDir(), 'brief.sock');
+    const { capability_token: token } = await addClient(layout, { name: 'brief', ttl_seconds: 1, socket });
+    const c = await open(socket, token);
+    expect(await c.closesWithin(3_000)).toBe(true);
+    await waitUntil(async () => !(await fs.stat(socket).then(() => true, () => false)), 2_000);
+    await expect(RawClient.connect(socket)).rejects.toThrow();
+  });
+
   it('client_remove closes the client\'s connections on the owner socket and on its own listener', async () => {
     const { layout } = await startTestProxy();
     const socket = path.join(await tempDir(), 'gone.sock');

@@ -154,9 +154,37 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     let markStopped!: () => void;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     const clientSockets = new Map<string, string>();
+    const listenerExpiry = new Map<string, NodeJS.Timeout>();
+
+    /**
+     * A client's own socket closes when the client expires (its connections close themselves at
+     * that moment). setTimeout waits at most ~24.8 days, so a longer TTL is waited out in steps.
+     */
+    const closeListenerAtExpiry = (name: string): void => {
+      const record = clients.get(name);
+      if (record?.expires_at === undefined) return;
+      const wait = Math.min(Math.max(record.expires_at * 1000 - clock.now(), 0), 2 ** 31 - 1);
+      const timer = setTimeout(() => {
+        listenerExpiry.delete(name);
+        // Removed, or removed and added again: that path has its own timer.
+        if (clients.get(name)?.token_sha256 !== record.token_sha256) return;
+        if (!clients.isExpired(record)) {
+          closeListenerAtExpiry(name);
+          return;
+        }
+        logger.log('info', `client ${name} has expired: closing its socket`, { client: name });
+        void services.listeners.closeClientListener(name).catch((err: unknown) => {
+          logger.log('error', `could not close the socket of expired client ${name}: ${err instanceof Error ? err.message : String(err)}`);
+        });
+      }, wait);
+      timer.unref();
+      listenerExpiry.set(name, timer);
+    };
 
     const stop = (): Promise<void> => {
       stopping ??= (async () => {
+        for (const timer of listenerExpiry.values()) clearTimeout(timer);
+        listenerExpiry.clear();
         logins.sessions.close();
         renewal.close();
         await host?.closeAll();
@@ -185,8 +213,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           assertSocketPathFits(socketPath);
           await host!.listen(socketPath, { kind: 'client', clientName: name });
           clientSockets.set(name, socketPath);
+          closeListenerAtExpiry(name);
         },
         async closeClientListener(name) {
+          clearTimeout(listenerExpiry.get(name));
+          listenerExpiry.delete(name);
           host!.dropClient(name);
           const socketPath = clientSockets.get(name);
           if (socketPath !== undefined) {
