@@ -1,0 +1,508 @@
+/**
+ * The request handler of a client's HTTP listener (SPEC §6): authenticate the capability token,
+ * find the route (path form `/ROUTE/REST` or proxy form `GET http://HOST/REST`), inject the
+ * credential, stream both ways with backpressure, scrub the credential from the response, and
+ * write one audit line per request. A listener serves one client; everything it needs about
+ * that client arrives through RouteHandlerDeps.
+ *
+ * Order of checks, as in an agent: rate limit → token → route grant → credential → upstream.
+ */
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
+import { ErrorCode, ProxyError, type ErrorCode as ErrorCodeType } from '../protocol/errors.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
+import { isLoopbackHost } from './address-guard.js';
+import { clientResponseHeaders, rewriteLocation, upstreamRequestHeaders } from './http-headers.js';
+import { describeProxyError, PROXY_ERROR_HEADER, sendProxyError } from './proxy-response.js';
+import { tokenCandidates } from './request-auth.js';
+import { formatCredential, isRouteName, type ResolvedRoute } from './route-config.js';
+import { decodersFor, SecretScrubber } from './scrub.js';
+import { toUpstreamError, UpstreamError, type UpstreamClient, type UpstreamResponse } from './upstream.js';
+
+/** A credential as the forwarder receives it: the bare secret (API key or access token). */
+export interface RouteSecret {
+  value: string;
+}
+
+export interface CredentialOptions {
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** One line per request (SPEC §6): never a header value, never the query. */
+export interface RouteAuditRecord {
+  client: string;
+  /** null when the request named no route of the client. */
+  route: string | null;
+  form: 'path' | 'proxy' | 'connect' | null;
+  method: string;
+  /** The upstream path without the query (path form: without the route prefix). */
+  path: string;
+  status: number;
+  bytes_in: number;
+  bytes_out: number;
+  duration_ms: number;
+  /** Set when the proxy answered itself. */
+  error?: ErrorCodeType;
+  /** The client went away before the response was complete. */
+  aborted?: boolean;
+}
+
+export interface RouteHandlerDeps {
+  /** The client this listener serves (audit lines name it). */
+  client: string;
+  /** True when `token` is this client's capability token (compare in constant time). */
+  authenticate(token: string): boolean;
+  /** Seconds before this peer may try a token again, 0 when it may now. */
+  tooManyFailures(req: IncomingMessage): number;
+  /** A wrong token was presented. */
+  recordFailure(req: IncomingMessage): void;
+  /** The routes granted to this client now (asked on every request: a revoked grant ends at once). */
+  routes(): ReadonlyMap<string, ResolvedRoute>;
+  /**
+   * Whether a route of this name exists at all: tells 403 (not granted) from 404 (no such route).
+   * Without it, a route the client lacks is 404.
+   */
+  routeExists?(name: string): boolean;
+  /**
+   * The secret for a route: the API key, or an access token valid for at least 60 s. May throw a
+   * ProxyError (REAUTH_REQUIRED, UPSTREAM_UNAVAILABLE, NOT_FOUND, …), which reaches the client.
+   */
+  credential(route: ResolvedRoute, options: CredentialOptions): Promise<RouteSecret>;
+  /** A fresh access token after upstream said 401 (account routes only; single-flight upstream of here). */
+  refreshCredential(route: ResolvedRoute, options: CredentialOptions): Promise<RouteSecret>;
+  upstream: UpstreamClient;
+  audit(record: RouteAuditRecord): void;
+  logger?: Logger;
+  clock?: Clock;
+  /** How clients reach this listener, for messages: `http://127.0.0.1:8787`. */
+  listenerUrl?: string;
+  /** Largest request body kept for the 401 retry of an account route (default 1 MiB). */
+  maxRetryBodyBytes?: number;
+}
+
+export const MAX_RETRY_BODY_BYTES = 1024 * 1024;
+
+/** A node:http request handler that also answers CONNECT (node:http routes it to 'connect'). */
+export interface RouteRequestHandler {
+  (req: IncomingMessage, res: ServerResponse): void;
+  onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+/** Attach a handler to a node:http server: requests, CONNECT, and malformed requests. */
+export function mountRouteHandler(server: Server, handler: RouteRequestHandler): void {
+  server.on('request', handler);
+  server.on('connect', handler.onConnect);
+  server.on('clientError', (_err, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+}
+
+/** Where a request is going: the route (if it names one of the client's) and the upstream path. */
+interface Target {
+  form: 'path' | 'proxy';
+  /** The route name the request names (path form) — may not be granted. */
+  name: string | null;
+  route: ResolvedRoute | undefined;
+  /** Path and query for upstream, starting with '/'. */
+  path: string;
+  /** Proxy form: the host asked for. */
+  host?: string;
+}
+
+function splitPathForm(url: string): { name: string | null; rest: string } {
+  const end = url.slice(1).search(/[/?]/);
+  const segment = end === -1 ? url.slice(1) : url.slice(1, end + 1);
+  let rest = end === -1 ? '' : url.slice(end + 1);
+  if (rest === '' || rest.startsWith('?')) rest = '/' + rest;
+  let name: string | null;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    name = null;
+  }
+  return { name, rest };
+}
+
+function resolveTarget(url: string, routes: ReadonlyMap<string, ResolvedRoute>): Target | ProxyError {
+  if (url.startsWith('/')) {
+    const { name, rest } = splitPathForm(url);
+    const route = name !== null && isRouteName(name) ? routes.get(name) : undefined;
+    return { form: 'path', name, route, path: rest };
+  }
+  const m = /^(https?):\/\/([^/?#]*)([^#]*)/i.exec(url);
+  if (!m) {
+    return new ProxyError(ErrorCode.INVALID_REQUEST, 'the request target must be /ROUTE/PATH (path form) or http://HOST/PATH (proxy form)');
+  }
+  let host: string;
+  try {
+    const parsed = new URL(`http://${m[2]!}`);
+    if (parsed.username !== '' || parsed.password !== '') throw new Error('userinfo');
+    host = parsed.host;
+  } catch {
+    return new ProxyError(ErrorCode.INVALID_REQUEST, 'the request URL has no valid host');
+  }
+  let path = m[3]!;
+  if (path === '' || path.startsWith('?')) path = '/' + path;
+  for (const route of routes.values()) {
+    if (route.upstream.host === host) return { form: 'proxy', name: route.name, route, path, host };
+  }
+  // An HTTP_PROXY client sends even its requests to the listener itself in absolute form: a
+  // loopback host no route names, followed by /ROUTE/, is the path form.
+  if (isLoopbackHost(new URL(`http://${host}`).hostname)) {
+    const { name, rest } = splitPathForm(path);
+    const route = name !== null && isRouteName(name) ? routes.get(name) : undefined;
+    if (route) return { form: 'path', name, route, path: rest };
+  }
+  return { form: 'proxy', name: null, route: undefined, path, host };
+}
+
+/** Counts the bytes that pass. */
+class ByteCounter extends Transform {
+  bytes = 0;
+  override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    callback(null, chunk);
+  }
+}
+
+type RequestBody =
+  | { kind: 'none' }
+  | { kind: 'kept'; buffer: Buffer }
+  | { kind: 'stream'; stream: Readable; counter: ByteCounter };
+
+function requestHasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return length.trim() !== '0';
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+/**
+ * Read the body up to `limit` bytes. Small enough: the whole body, kept for a retry. Larger: a
+ * stream of what was read followed by the rest, read on demand (never the whole body in memory).
+ */
+async function readBodyUpTo(req: IncomingMessage, limit: number): Promise<RequestBody> {
+  const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for (;;) {
+    const next = await it.next();
+    if (next.done) return { kind: 'kept', buffer: Buffer.concat(chunks, size) };
+    chunks.push(next.value);
+    size += next.value.length;
+    if (size > limit) {
+      const source = Readable.from(
+        (async function* () {
+          yield* chunks.splice(0);
+          for (let n = await it.next(); !n.done; n = await it.next()) yield n.value;
+        })(),
+        { objectMode: false },
+      );
+      const counter = new ByteCounter();
+      pipeline(source, counter, () => undefined);
+      return { kind: 'stream', stream: counter, counter };
+    }
+  }
+}
+
+function streamBody(req: IncomingMessage): RequestBody {
+  const counter = new ByteCounter();
+  pipeline(req, counter, () => undefined);
+  return { kind: 'stream', stream: counter, counter };
+}
+
+function bodyBytes(body: RequestBody): number {
+  return body.kind === 'kept' ? body.buffer.length : body.kind === 'stream' ? body.counter.bytes : 0;
+}
+
+/** Per-request state: what the audit line says. */
+class Exchange {
+  readonly started: number;
+  route: string | null = null;
+  form: RouteAuditRecord['form'] = null;
+  path = '/';
+  error: ErrorCodeType | undefined;
+  body: RequestBody = { kind: 'none' };
+  /** The response's scrub stream, which counts what reached the client. */
+  out: { bytesOut: number } | undefined;
+  scrubber: SecretScrubber | undefined;
+
+  constructor(clock: Clock) {
+    this.started = clock.now();
+  }
+}
+
+function pathWithoutQuery(path: string): string {
+  const q = path.search(/[?#]/);
+  const bare = q === -1 ? path : path.slice(0, q);
+  return bare.length > 1024 ? bare.slice(0, 1024) + '…' : bare;
+}
+
+function connectMessage(listenerUrl: string): string {
+  return (
+    `CONNECT is not supported: credproxy cannot add a credential inside a TLS tunnel it cannot read. ` +
+    `Use the path form with a base URL — ${listenerUrl}/ROUTE/PATH (for example ANTHROPIC_BASE_URL=${listenerUrl}/anthropic) — ` +
+    `or the proxy form with plain http:// URLs (HTTP_PROXY=http://x:TOKEN@${listenerUrl.replace(/^http:\/\//, '')}, then http://api.github.com/PATH): ` +
+    `the proxy sends them upstream over https.`
+  );
+}
+
+export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? silentLogger;
+  const maxRetryBody = deps.maxRetryBodyBytes ?? MAX_RETRY_BODY_BYTES;
+  const listenerUrl = deps.listenerUrl ?? 'http://LISTENER';
+
+  const writeAudit = (req: IncomingMessage, res: ServerResponse, x: Exchange): void => {
+    try {
+      const record: RouteAuditRecord = {
+        client: deps.client,
+        route: x.route,
+        form: x.form,
+        method: req.method ?? '',
+        path: pathWithoutQuery(x.path),
+        status: res.statusCode,
+        bytes_in: bodyBytes(x.body),
+        bytes_out: x.out?.bytesOut ?? 0,
+        duration_ms: clock.now() - x.started,
+      };
+      if (x.error !== undefined) record.error = x.error;
+      if (!res.writableFinished) record.aborted = true;
+      deps.audit(record);
+    } catch (err) {
+      logger.log('error', 'route audit failed', { error: (err as Error)?.name ?? 'unknown' });
+    }
+  };
+
+  const fail = (req: IncomingMessage, res: ServerResponse, x: Exchange, err: unknown): void => {
+    const d = describeProxyError(err);
+    x.error = d.code;
+    if (d.code === ErrorCode.INTERNAL_ERROR) {
+      const message = err instanceof Error ? err.message : String(err);
+      logger.log('error', 'route request failed', {
+        client: deps.client,
+        route: x.route ?? undefined,
+        error: err instanceof Error ? err.name : typeof err,
+        message: x.scrubber ? x.scrubber.scrubText(message) : message,
+      });
+    } else if (d.code === ErrorCode.UPSTREAM_UNAVAILABLE) {
+      logger.log('warn', 'route upstream failed', {
+        client: deps.client,
+        route: x.route ?? undefined,
+        status: d.status,
+        message: x.scrubber ? x.scrubber.scrubText(d.message) : d.message,
+      });
+    }
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    // Messages that quote upstream must not carry the secret either.
+    let safe = err;
+    if (x.scrubber && err instanceof ProxyError) {
+      const message = x.scrubber.scrubText(err.message);
+      if (message !== err.message) {
+        safe = err instanceof UpstreamError ? new UpstreamError(message, err.timeout) : new ProxyError(err.code, message, { retryAfter: err.retryAfter });
+      }
+    }
+    sendProxyError(res, safe, req.complete);
+  };
+
+  const relay = async (req: IncomingMessage, res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target, up: UpstreamResponse, scrubber: SecretScrubber): Promise<void> => {
+    const headers = clientResponseHeaders(up.headers);
+    const encoding = headers['content-encoding'];
+    let decoders: Duplex[] = [];
+    if (encoding !== undefined) {
+      const chain = decodersFor(Array.isArray(encoding) ? encoding.join(',') : encoding);
+      if (chain === undefined) {
+        up.body.destroy();
+        throw new UpstreamError(`${route.upstream.origin} answered with content-encoding ${String(encoding).slice(0, 40)}, which credproxy cannot decode to scrub`, false);
+      }
+      decoders = chain;
+      if (decoders.length > 0) {
+        // Sent decoded: the scrubbed body is what the client gets, without a coding to undo.
+        delete headers['content-encoding'];
+        delete headers['content-length'];
+      }
+    }
+    const location = headers.location;
+    if (target.form === 'path' && typeof location === 'string') headers.location = rewriteLocation(location, route, target.path);
+    const clean: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
+    for (const [name, value] of Object.entries(headers)) {
+      if (scrubber.containsSecret(name)) continue;
+      clean[name] = Array.isArray(value) ? value.map((v) => scrubber.scrubText(v)) : scrubber.scrubText(value);
+    }
+    res.writeHead(up.statusCode, clean);
+    // Headers go out now: an SSE client sees the response before the first event.
+    res.flushHeaders();
+    const scrub = scrubber.createStream();
+    x.out = scrub;
+    await new Promise<void>((resolve) => {
+      const stages = [up.body, ...decoders, scrub, res] as unknown as [Readable, ...Duplex[], ServerResponse];
+      pipeline(stages, (err) => {
+        if (err && !res.destroyed) {
+          // Headers are out: all that is left is to cut the response short.
+          const e = toUpstreamError(err, route.upstream, { headersTimeoutMs: 0 });
+          logger.log('warn', 'route response cut short', { client: deps.client, route: route.name, message: scrubber.scrubText(e.message) });
+          x.error = ErrorCode.UPSTREAM_UNAVAILABLE;
+          res.destroy();
+        }
+        resolve();
+      });
+    });
+  };
+
+  const forward = async (req: IncomingMessage, res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target): Promise<void> => {
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const signal = abort.signal;
+
+    let secret = await deps.credential(route, { signal });
+    let value = formatCredential(route.format, secret.value);
+    let scrubber = SecretScrubber.forCredential(secret.value, value);
+    x.scrubber = scrubber;
+    const headers = upstreamRequestHeaders(req, route, value);
+
+    const retryable = route.credential.kind === 'account';
+    if (requestHasBody(req)) x.body = retryable ? await readBodyUpTo(req, maxRetryBody) : streamBody(req);
+    const body = x.body;
+    const sendOnce = (): Promise<UpstreamResponse> => {
+      const h = { ...headers };
+      if (body.kind === 'kept') h['content-length'] = String(body.buffer.length);
+      else if (body.kind === 'stream' && req.headers['content-length'] !== undefined) h['content-length'] = req.headers['content-length'];
+      return deps.upstream.request(route.upstream, {
+        method: req.method ?? 'GET',
+        path: target.path,
+        headers: h,
+        body: body.kind === 'kept' ? body.buffer : body.kind === 'stream' ? body.stream : null,
+        signal,
+      });
+    };
+
+    let up = await sendOnce();
+    if (up.statusCode === 401 && retryable && body.kind !== 'stream') {
+      await up.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
+      const old = secret.value;
+      secret = await deps.refreshCredential(route, { signal });
+      value = formatCredential(route.format, secret.value);
+      // Both: the old value may still be echoed by a confused upstream.
+      scrubber = SecretScrubber.forCredential(secret.value, value).with(SecretScrubber.forCredential(old, formatCredential(route.format, old)));
+      x.scrubber = scrubber;
+      headers[route.header] = value;
+      up = await sendOnce();
+    }
+    await relay(req, res, x, route, target, up, scrubber);
+  };
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, x: Exchange): Promise<void> => {
+    if (req.method === 'CONNECT') {
+      x.form = 'connect';
+      throw new ProxyError(ErrorCode.FORBIDDEN, connectMessage(listenerUrl));
+    }
+    const granted = deps.routes();
+    const target = resolveTarget(req.url ?? '', granted);
+    if (target instanceof ProxyError) throw target;
+    x.form = target.form;
+    x.path = target.path;
+
+    const wait = deps.tooManyFailures(req);
+    if (wait > 0) {
+      throw new ProxyError(ErrorCode.RATE_LIMITED, `too many wrong capability tokens — try again in ${wait} s`, { retryAfter: wait });
+    }
+    // A route the client lacks still names its key header the way the client's routes do.
+    const candidates = target.route
+      ? tokenCandidates(req.headers, target.route)
+      : [...new Set([undefined, ...granted.values()].flatMap((r) => tokenCandidates(req.headers, r)))].slice(0, 16);
+    let authenticated = false;
+    for (const token of candidates) if (deps.authenticate(token)) authenticated = true;
+    if (!authenticated) {
+      if (candidates.length > 0) deps.recordFailure(req);
+      throw new ProxyError(
+        ErrorCode.UNAUTHORIZED,
+        `a capability token of client ${deps.client} is required: send it as the proxy password (HTTP_PROXY=http://x:TOKEN@HOST:PORT), ` +
+          `as Proxy-Authorization: Bearer TOKEN, or as the route's API key`,
+      );
+    }
+
+    if (!target.route) {
+      if (target.form === 'proxy') {
+        const hosts = [...granted.values()].map((r) => r.upstream.host);
+        throw new ProxyError(
+          ErrorCode.FORBIDDEN,
+          `${target.host ?? 'this host'} is not among the routes of client ${deps.client}` +
+            (hosts.length > 0 ? ` (its hosts: ${[...new Set(hosts)].join(', ')})` : ' (it has no routes)') +
+            ` — the owner grants a route with \`credproxy client add ${deps.client} --route NAME\``,
+        );
+      }
+      const name = target.name ?? '';
+      if (isRouteName(name) && deps.routeExists?.(name)) {
+        x.route = name;
+        throw new ProxyError(ErrorCode.FORBIDDEN, `client ${deps.client} is not granted route ${name} — the owner grants it with \`credproxy client add ${deps.client} --route ${name}\``);
+      }
+      throw new ProxyError(
+        ErrorCode.NOT_FOUND,
+        `no route ${JSON.stringify(name.slice(0, 64))} — address a route as ${listenerUrl}/ROUTE/PATH; \`credproxy route list\` shows the routes`,
+      );
+    }
+    x.route = target.route.name;
+    await forward(req, res, x, target.route, target);
+  };
+
+  const handler = ((req: IncomingMessage, res: ServerResponse): void => {
+    let x: Exchange;
+    try {
+      x = new Exchange(clock);
+      res.once('close', () => writeAudit(req, res, x));
+    } catch (err) {
+      logger.log('error', 'route handler setup failed', { error: (err as Error)?.name ?? 'unknown' });
+      res.destroy();
+      return;
+    }
+    handle(req, res, x).catch((err: unknown) => {
+      try {
+        if (res.destroyed && !res.headersSent) {
+          // The client went away before the answer: nobody to tell.
+          x.error ??= ErrorCode.CANCELLED;
+          return;
+        }
+        fail(req, res, x, err);
+      } catch {
+        res.destroy();
+      }
+    });
+  }) as RouteRequestHandler;
+
+  handler.onConnect = (req: IncomingMessage, socket: Duplex): void => {
+    try {
+      socket.on('error', () => undefined);
+      const message = connectMessage(listenerUrl);
+      const body = JSON.stringify({ error: { code: ErrorCode.FORBIDDEN, message } });
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: application/json; charset=utf-8\r\n${PROXY_ERROR_HEADER}: ${ErrorCode.FORBIDDEN}\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      deps.audit({
+        client: deps.client,
+        route: null,
+        form: 'connect',
+        method: 'CONNECT',
+        path: pathWithoutQuery(req.url ?? ''),
+        status: 403,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration_ms: 0,
+        error: ErrorCode.FORBIDDEN,
+      });
+    } catch (err) {
+      logger.log('error', 'route CONNECT refusal failed', { error: (err as Error)?.name ?? 'unknown' });
+      socket.destroy();
+    }
+  };
+
+  return handler;
+}
