@@ -1,6 +1,6 @@
 /**
- * Accounts: the token store behind an in-memory cache, the token view served to clients, and
- * per-bucket request counts. Serving a valid cached token does no disk I/O.
+ * Accounts: the token store behind an in-memory cache, the refresh single-flight, the token view
+ * served to clients, and per-bucket request counts. Serving a valid cached token does no disk I/O.
  */
 import type {
   AccountState,
@@ -11,7 +11,9 @@ import type {
 } from '../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { deepFreeze } from '../protocol/codec.js';
+import { DEFAULT_MIN_VALID_SECONDS } from '../protocol/limits.js';
 import { type Clock, unixSeconds } from '../util/clock.js';
+import { silentLogger, type Logger } from '../util/logger.js';
 import { SECRET_TOKEN_FIELDS, type AccountKey, type AccountRecord, type StoredToken, type TokenStore } from './token-store.js';
 
 /** A token within this many seconds of expiry is reported as `expiring`. */
@@ -23,10 +25,18 @@ export const EXPIRING_WINDOW_SECONDS = 300;
  */
 export const UNKNOWN_EXPIRY_SECONDS = 3600;
 
-/** Turns a stored record into a fresh one; the login and refresh flows provide it. */
+/** What one refresh grant gave: a new record to store, or the provider's refusal (invalid_grant). */
+export type GrantOutcome =
+  | { kind: 'refreshed'; record: AccountRecord }
+  | { kind: 'refused' };
+
+/**
+ * Turns a stored record into a fresh one by asking the provider; the refresh flow provides it. It
+ * writes nothing: the account service takes the lock, re-reads, calls it and stores the result.
+ */
 export interface TokenRefresher {
-  /** Refresh `record` (already re-read under the account's lock); resolves to the stored result. */
-  refresh(record: AccountRecord, signal?: AbortSignal): Promise<AccountRecord>;
+  /** One refresh grant (with its own retries of transient failures) for `record`'s refresh token. */
+  grant(record: AccountRecord): Promise<GrantOutcome>;
   /** Whether this record can be refreshed at all (a refresh token and a configured provider). */
   canRefresh(record: AccountRecord): boolean;
 }
@@ -79,27 +89,113 @@ export function effectiveExpiry(record: AccountRecord): number {
   return record.token.expiry ?? Math.floor(record.updated_at / 1000) + UNKNOWN_EXPIRY_SECONDS;
 }
 
+/**
+ * At most one refresh grant per account per this interval, unless the token is near expiry
+ * (within the default get_token threshold): a client that keeps asking for more validity than
+ * the provider issues, or keeps forcing refreshes, gets the token refreshed moments ago instead
+ * of rotating the grant on every call.
+ */
+export const MIN_REFRESH_INTERVAL_MS = 30_000;
+
+/** Backoff of the background retries of a token write that failed: doubled, with jitter, capped. */
+export const WRITE_RETRY_BASE_MS = 250;
+export const WRITE_RETRY_MAX_MS = 30_000;
+
 export interface AccountServiceOptions {
   store: TokenStore;
   clock: Clock;
   refresher?: TokenRefresher;
+  /** Warnings about token writes that failed and are being retried (never token bytes). */
+  logger?: Logger;
+  minRefreshIntervalMs?: number;
+  /** Backoff of write retries, ms. */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  random?: () => number;
 }
 
+export interface RefreshRequest {
+  /** Skip the per-account rate bound (the owner's explicit refresh_token). */
+  force?: boolean;
+}
+
+/** A record the store refused to write: served from memory and written again until it lands. */
+interface PendingWrite {
+  record: AccountRecord;
+  failures: number;
+  timer: NodeJS.Timeout | undefined;
+  flushing: boolean;
+}
+
+/** The errno code (EMFILE, ENOSPC, ...) or class name of a failure: safe to log, no token bytes. */
+function failureCode(err: unknown): string {
+  if (err instanceof ProxyError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') return code;
+  return err instanceof Error ? err.name : 'unknown';
+}
+
+/**
+ * A record read from disk replaces the one held in memory only when it was written later and is
+ * not merely the refusal of an older refresh token (another process that tried the consumed one).
+ */
+function supersedes(onDisk: AccountRecord, held: AccountRecord): boolean {
+  if (onDisk.updated_at <= held.updated_at) return false;
+  return !(onDisk.needs_login === true && onDisk.token.refresh_token !== held.token.refresh_token);
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    }),
+  ]);
+}
+
+/**
+ * The one reader and writer of the token store for the proxy. Writes are durable when the disk
+ * works; a record the store cannot write (EMFILE, ENOSPC, ...) is never dropped — it stays the
+ * account's source of truth in memory, is served and used for the next refresh, and is written
+ * again in the background with backoff, on every later write of the account, and at close().
+ */
 export class AccountService {
   readonly #store: TokenStore;
   readonly #clock: Clock;
+  readonly #logger: Logger;
   #refresher: TokenRefresher | undefined;
   readonly #cache = new Map<string, AccountRecord>();
   /** The served view of each cached record, built once per record. */
   readonly #views = new WeakMap<AccountRecord, TokenView>();
   readonly #usage = new Map<string, Usage>();
+  /** Records not yet on disk, by account. */
+  readonly #pending = new Map<string, PendingWrite>();
+  /** One refresh per account at a time inside this process (across processes: the store lock). */
+  readonly #inflight = new Map<string, Promise<AccountRecord>>();
+  /** When this process last obtained a new record for each account by refreshing. */
+  readonly #lastRefresh = new Map<string, number>();
+  readonly #minRefreshIntervalMs: number;
+  readonly #retryBaseMs: number;
+  readonly #retryMaxMs: number;
+  readonly #random: () => number;
+  #closed = false;
 
   constructor(options: AccountServiceOptions) {
     this.#store = options.store;
     this.#clock = options.clock;
+    this.#logger = options.logger ?? silentLogger;
     this.#refresher = options.refresher;
+    this.#minRefreshIntervalMs = options.minRefreshIntervalMs ?? MIN_REFRESH_INTERVAL_MS;
+    this.#retryBaseMs = options.retryBaseMs ?? WRITE_RETRY_BASE_MS;
+    this.#retryMaxMs = options.retryMaxMs ?? WRITE_RETRY_MAX_MS;
+    this.#random = options.random ?? Math.random;
   }
 
+  /**
+   * The underlying store. Prefer withLock() and save(): a direct store.get() can miss a record
+   * that is held in memory because the disk refused it.
+   */
   get store(): TokenStore {
     return this.#store;
   }
@@ -108,34 +204,88 @@ export class AccountService {
     this.#refresher = refresher;
   }
 
+  /**
+   * Run `fn` holding the account's lock (shared with other processes on the data dir). A release
+   * that fails is logged; the store retries it (TokenStore.lock).
+   */
+  async withLock<T>(key: AccountKey, fn: () => Promise<T>): Promise<T> {
+    const unlock = await this.#store.lock(key);
+    try {
+      return await fn();
+    } finally {
+      await unlock().catch((err: unknown) =>
+        this.#logger.log('warn', 'could not release an account lock', { provider: key.provider, bucket: key.bucket, error: failureCode(err) }),
+      );
+    }
+  }
+
   /** The record, from memory when we have it. */
   async load(key: AccountKey): Promise<AccountRecord | undefined> {
     const k = cacheKey(key);
-    const cached = this.#cache.get(k);
+    const cached = this.#cache.get(k) ?? this.#pending.get(k)?.record;
     if (cached) return cached;
     const record = await this.#store.get(key);
     if (record) this.#cache.set(k, record);
     return record;
   }
 
-  /** Drop the cached copy so the next read goes to the store (another process wrote it). */
+  /**
+   * Drop the cached copy so the next read goes to the store (another process wrote it). A record
+   * the disk has not taken yet is kept: it is newer than anything the store holds.
+   */
   forget(key: AccountKey): void {
     this.#cache.delete(cacheKey(key));
   }
 
+  /**
+   * Store a record (call it holding the account's lock). Durable before it resolves when the
+   * disk works; when it does not, the record is held in memory, served, and written later.
+   */
   async save(record: AccountRecord): Promise<void> {
-    await this.#store.put(record);
-    this.#cache.set(cacheKey(record), record);
+    await this.#persist(record);
   }
 
   async importToken(key: AccountKey, token: ImportedToken): Promise<void> {
     const stored: StoredToken = { ...token, token_type: token.token_type ?? 'Bearer' };
-    await this.save({ provider: key.provider, bucket: key.bucket, token: stored, updated_at: this.#clock.now() });
+    await this.withLock(key, () => this.save({ provider: key.provider, bucket: key.bucket, token: stored, updated_at: this.#clock.now() }));
   }
 
+  /** Forget an account (call it holding the account's lock): memory, pending write and file. */
   async remove(key: AccountKey): Promise<boolean> {
-    this.#cache.delete(cacheKey(key));
-    return this.#store.delete(key);
+    const k = cacheKey(key);
+    this.#cache.delete(k);
+    this.#lastRefresh.delete(k);
+    const held = this.#dropPending(k);
+    return (await this.#store.delete(key)) || held;
+  }
+
+  /** Whether the account has a record the disk has not taken yet. */
+  hasPendingWrite(key: AccountKey): boolean {
+    return this.#pending.has(cacheKey(key));
+  }
+
+  /**
+   * Stop the background retries and try one last write of every held record (graceful stop).
+   * A record that still cannot be written is reported: its account will need a new login.
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const entry of this.#pending.values()) {
+      clearTimeout(entry.timer);
+      entry.timer = undefined;
+    }
+    for (const [k, entry] of [...this.#pending]) {
+      const key = { provider: entry.record.provider, bucket: entry.record.bucket };
+      try {
+        await this.#flush(k, key, entry);
+      } catch (err) {
+        this.#logger.log('error', 'stopping with a refreshed token that could not be written; this account will need a new login', {
+          provider: key.provider,
+          bucket: key.bucket,
+          error: failureCode(err),
+        });
+      }
+    }
   }
 
   /**
@@ -190,35 +340,201 @@ export class AccountService {
     return toTokenView(record);
   }
 
-  /** Force a refresh (refresh_token op, or getToken when the token is too old). */
-  async refresh(key: AccountKey, signal?: AbortSignal): Promise<AccountRecord> {
+  /**
+   * Refresh (refresh_token op, getToken when the token is too old, background renewal). One grant
+   * per account at a time; at most one per MIN_REFRESH_INTERVAL_MS unless the token is near
+   * expiry or `force` — within that window the token refreshed moments ago is the answer.
+   */
+  async refresh(key: AccountKey, signal?: AbortSignal, request: RefreshRequest = {}): Promise<AccountRecord> {
     const record = await this.load(key);
     if (!record) throw notLoggedIn(key.provider, key.bucket);
-    if (!this.#refresher || !this.#refresher.canRefresh(record)) {
+    const refresher = this.#refresher;
+    if (!refresher || !refresher.canRefresh(record)) {
       throw reauthRequired(key.provider, key.bucket, 'this account has no refresh token or no configured provider');
     }
-    const fresh = await this.#refresher.refresh(record, signal);
-    this.#cache.set(cacheKey(key), fresh);
-    return fresh;
+    const k = cacheKey(key);
+    let flight = this.#inflight.get(k);
+    if (!flight) {
+      if (request.force !== true && this.#refreshedRecently(k, record)) return record;
+      // The shared refresh is not tied to one caller's cancellation: others may be waiting on it.
+      flight = this.#refreshLocked(key, record, refresher).finally(() => this.#inflight.delete(k));
+      this.#inflight.set(k, flight);
+    }
+    return signal ? raceAbort(flight, signal) : flight;
+  }
+
+  #refreshedRecently(k: string, record: AccountRecord): boolean {
+    if (record.needs_login) return false;
+    const last = this.#lastRefresh.get(k);
+    const nowMs = this.#clock.now();
+    if (last === undefined || nowMs - last >= this.#minRefreshIntervalMs) return false;
+    return effectiveExpiry(record) - Math.floor(nowMs / 1000) > DEFAULT_MIN_VALID_SECONDS;
+  }
+
+  async #refreshLocked(key: AccountKey, seen: AccountRecord, refresher: TokenRefresher): Promise<AccountRecord> {
+    const k = cacheKey(key);
+    return this.withLock(key, async () => {
+      const current = await this.#readLocked(key);
+      if (!current) throw notLoggedIn(key.provider, key.bucket);
+      this.#cache.set(k, current);
+      if (current.needs_login) throw reauthRequired(key.provider, key.bucket, 'the provider refused the saved refresh token');
+      // Another process (or an earlier refresh) replaced the token while we waited for the lock.
+      if (current.token.access_token !== seen.token.access_token && effectiveExpiry(current) > effectiveExpiry(seen)) {
+        this.#lastRefresh.set(k, this.#clock.now());
+        return current;
+      }
+      const outcome = await refresher.grant(current);
+      if (outcome.kind === 'refused') {
+        await this.#persist({ ...current, needs_login: true, updated_at: this.#clock.now() });
+        throw reauthRequired(key.provider, key.bucket, 'the provider refused the refresh token (invalid_grant)');
+      }
+      // Durable before anyone sees the new access token whenever the disk works; held in memory
+      // (and still served, and used for the next refresh) when it does not.
+      await this.#persist(outcome.record);
+      this.#lastRefresh.set(k, this.#clock.now());
+      return outcome.record;
+    });
+  }
+
+  /** The newest record of an account, read under its lock: a held record unless the disk has a newer one. */
+  async #readLocked(key: AccountKey): Promise<AccountRecord | undefined> {
+    const k = cacheKey(key);
+    const held = this.#pending.get(k);
+    let onDisk: AccountRecord | undefined;
+    try {
+      onDisk = await this.#store.get(key);
+    } catch (err) {
+      if (!held) throw err;
+      return held.record;
+    }
+    if (!held) return onDisk;
+    if (onDisk && supersedes(onDisk, held.record)) {
+      this.#dropPending(k);
+      this.#logger.log('info', 'another process stored a newer token; the one held in memory is dropped', { provider: key.provider, bucket: key.bucket });
+      return onDisk;
+    }
+    return held.record;
+  }
+
+  /** Write, or hold in memory and retry: never drops the record. */
+  async #persist(record: AccountRecord): Promise<void> {
+    const k = cacheKey(record);
+    try {
+      await this.#store.put(record);
+    } catch (err) {
+      this.#hold(k, record, err);
+      return;
+    }
+    // This write supersedes any held record: it was made under the same lock, later.
+    if (this.#dropPending(k)) {
+      this.#logger.log('info', 'token file written; the record held in memory is on disk now', { provider: record.provider, bucket: record.bucket });
+    }
+    this.#cache.set(k, record);
+  }
+
+  #hold(k: string, record: AccountRecord, err: unknown): void {
+    let entry = this.#pending.get(k);
+    if (entry) {
+      entry.record = record;
+    } else {
+      entry = { record, failures: 0, timer: undefined, flushing: false };
+      this.#pending.set(k, entry);
+    }
+    entry.failures += 1;
+    this.#cache.set(k, record);
+    this.#logger.log('warn', 'could not write the token file; serving the new token from memory and retrying the write', {
+      provider: record.provider,
+      bucket: record.bucket,
+      error: failureCode(err),
+    });
+    this.#schedule(k, entry);
+  }
+
+  #dropPending(k: string): boolean {
+    const entry = this.#pending.get(k);
+    if (!entry) return false;
+    clearTimeout(entry.timer);
+    this.#pending.delete(k);
+    return true;
+  }
+
+  #schedule(k: string, entry: PendingWrite): void {
+    if (this.#closed || entry.timer !== undefined || entry.flushing) return;
+    const base = Math.min(this.#retryMaxMs, this.#retryBaseMs * 2 ** Math.min(entry.failures - 1, 20));
+    const delay = Math.min(this.#retryMaxMs, base + Math.floor(this.#random() * base * 0.5));
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      void this.#retry(k, entry);
+    }, delay);
+    // A held record does not keep the process alive; stop() makes one last attempt (close()).
+    entry.timer.unref();
+  }
+
+  async #retry(k: string, entry: PendingWrite): Promise<void> {
+    if (this.#closed || this.#pending.get(k) !== entry) return;
+    const key = { provider: entry.record.provider, bucket: entry.record.bucket };
+    try {
+      await this.#flush(k, key, entry);
+    } catch (err) {
+      if (this.#pending.get(k) !== entry) return;
+      entry.failures += 1;
+      // Warn on the first failures, then now and then: the disk may stay broken for hours.
+      if (entry.failures <= 3 || entry.failures % 20 === 0) {
+        this.#logger.log('warn', 'retrying the write of a token held in memory failed again', { provider: key.provider, bucket: key.bucket, error: failureCode(err), attempts: entry.failures });
+      }
+      this.#schedule(k, entry);
+    }
+  }
+
+  /** Write a held record under the account's lock, unless the disk has a newer one meanwhile. */
+  async #flush(k: string, key: AccountKey, entry: PendingWrite): Promise<void> {
+    entry.flushing = true;
+    try {
+      await this.withLock(key, async () => {
+        if (this.#pending.get(k) !== entry) return; // written or replaced while we waited
+        const onDisk = await this.#store.get(key);
+        if (onDisk && supersedes(onDisk, entry.record)) {
+          this.#dropPending(k);
+          this.#cache.set(k, onDisk);
+          this.#logger.log('info', 'another process stored a newer token; the one held in memory is dropped', { provider: key.provider, bucket: key.bucket });
+          return;
+        }
+        await this.#store.put(entry.record);
+        this.#dropPending(k);
+        this.#logger.log('info', 'token file written; the record held in memory is on disk now', { provider: key.provider, bucket: key.bucket, attempts: entry.failures });
+      });
+    } finally {
+      entry.flushing = false;
+    }
   }
 
   async list(): Promise<AccountKey[]> {
-    return this.#store.list();
+    const keys = await this.#store.list();
+    if (this.#pending.size === 0) return keys;
+    // An account whose first write failed exists only in memory until it lands.
+    const seen = new Set(keys.map(cacheKey));
+    for (const [k, entry] of this.#pending) {
+      if (!seen.has(k)) keys.push({ provider: entry.record.provider, bucket: entry.record.bucket });
+    }
+    return keys.sort((a, b) => (a.provider === b.provider ? (a.bucket < b.bucket ? -1 : 1) : a.provider < b.provider ? -1 : 1));
   }
 
   async status(filter: (key: AccountKey) => boolean = () => true): Promise<AccountStatus[]> {
     const now = unixSeconds(this.#clock);
     const out: AccountStatus[] = [];
-    for (const key of await this.#store.list()) {
+    for (const key of await this.list()) {
       if (!filter(key)) continue;
-      let record: AccountRecord | undefined;
-      try {
-        record = await this.#store.get(key);
-      } catch {
-        continue; // an unreadable file is reported by the proxy log, not as an account
+      const k = cacheKey(key);
+      let record: AccountRecord | undefined = this.#pending.get(k)?.record;
+      if (!record) {
+        try {
+          record = await this.#store.get(key);
+        } catch {
+          continue; // an unreadable file is reported by the proxy log, not as an account
+        }
+        if (!record) continue;
+        this.#cache.set(k, record);
       }
-      if (!record) continue;
-      this.#cache.set(cacheKey(key), record);
       const expiry = effectiveExpiry(record);
       const state: AccountState = record.needs_login
         ? 'needs_login'
@@ -233,7 +549,6 @@ export class AccountService {
     }
     return out;
   }
-
   #recordUse(key: AccountKey): void {
     this.#recordUseOf(cacheKey(key), this.#clock.now());
   }

@@ -1,8 +1,9 @@
-import { promises as fs } from 'node:fs';
+import fsCallback, { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FileTokenStore } from './file-token-store.js';
+import type { LogFields, LogLevel, Logger } from '../util/logger.js';
+import { FileTokenStore, type LockFs } from './file-token-store.js';
 import type { AccountRecord } from './token-store.js';
 
 let dir: string;
@@ -108,4 +109,69 @@ describe('FileTokenStore', () => {
     expect(events).toEqual(['a unlocks', 'b locked']);
     await unlockB();
   });
+
+  it('an unlock whose release fails is retried with backoff until the lock is gone, and logged', async () => {
+    const lines: Array<{ level: LogLevel; message: string; fields?: LogFields }> = [];
+    const logger: Logger = { log: (level, message, fields) => lines.push({ level, message, ...(fields ? { fields } : {}) }) };
+    // The first removal of the lock directory fails as it does when descriptors are exhausted.
+    let failures = 1;
+    const lockFs: LockFs = {
+      ...fsCallback,
+      rmdir: ((dir: string, callback: (err: NodeJS.ErrnoException | null) => void) => {
+        if (failures > 0) {
+          failures -= 1;
+          process.nextTick(() => callback(Object.assign(new Error('EMFILE: too many open files'), { code: 'EMFILE' })));
+          return;
+        }
+        fsCallback.rm(dir, { recursive: true, force: true }, callback);
+      }) as LockFs['rmdir'],
+    };
+    const store = new FileTokenStore(tokens, { logger, lockFs });
+    const key = { provider: 'gh', bucket: 'default' };
+    const lockDir = path.join(tokens, 'gh', 'default.json.lock');
+    const unlock = await store.lock(key);
+    await unlock(); // does not reject, does not block the caller on the retries
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'warn', message: expect.stringMatching(/could not release a token lock/), fields: expect.objectContaining({ error: 'EMFILE' }) }));
+    const released = Date.now();
+    // The next lock on the account waits for the retried release, not for staleness (15 s).
+    const again = await store.lock(key);
+    expect(Date.now() - released).toBeLessThan(2_000);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 'info', message: 'token lock released' }));
+    await again();
+    await expect(fs.stat(lockDir)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(failures).toBe(0);
+  });
+
+  it('the retried release leaves alone a lock another process took over meanwhile', async () => {
+    let failing = true;
+    const lockFs: LockFs = {
+      ...fsCallback,
+      rmdir: ((dir: string, callback: (err: NodeJS.ErrnoException | null) => void) => {
+        if (failing) {
+          process.nextTick(() => callback(Object.assign(new Error('EIO'), { code: 'EIO' })));
+          return;
+        }
+        fsCallback.rm(dir, { recursive: true, force: true }, callback);
+      }) as LockFs['rmdir'],
+    };
+    const lines: string[] = [];
+    const store = new FileTokenStore(tokens, { lockFs, logger: { log: (_l, message) => lines.push(message) } });
+    const lockDir = path.join(tokens, 'gh', 'default.json.lock');
+    await (await store.lock({ provider: 'gh', bucket: 'default' }))();
+    // Another process takes the (stale) lock over: a new directory with its own stamp.
+    await fs.rm(lockDir, { recursive: true });
+    await fs.mkdir(lockDir);
+    await fs.symlink('999999.other', path.join(lockDir, 'owner'));
+    failing = false;
+    await waitFor(() => lines.some((m) => /taken over by another process/.test(m)));
+    expect(await fs.readlink(path.join(lockDir, 'owner'))).toBe('999999.other');
+  });
 });
+
+async function waitFor(check: () => boolean, ms = 3_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -29,12 +29,19 @@ export interface AccountKey {
   bucket: string;
 }
 
-/** Releases a lock taken with {@link TokenStore.lock}. */
+/**
+ * Releases a lock taken with {@link TokenStore.lock}. It should not reject: a release that fails
+ * is the store's to retry (with backoff, in the background) until the lock is gone, so a passing
+ * fault such as EMFILE never leaves a stale lock behind.
+ */
 export type Unlock = () => Promise<void>;
 
 export interface TokenStore {
   get(key: AccountKey): Promise<AccountRecord | undefined>;
-  /** Durable before it resolves: a crash after this leaves the new record on disk. */
+  /**
+   * Durable before it resolves: a crash after this leaves the new record on disk. It may fail
+   * (EMFILE, ENOSPC, ...); the account service then holds the record in memory and retries.
+   */
   put(record: AccountRecord): Promise<void>;
   delete(key: AccountKey): Promise<boolean>;
   list(): Promise<AccountKey[]>;
