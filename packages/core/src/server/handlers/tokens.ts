@@ -1,4 +1,4 @@
-import { assertAccount, assertRight, mayUseAccount, mayUseProvider } from '../../clients/policy.js';
+import { assertAccount, assertRight, mayUseAccount, mayUseProvider, type Identity } from '../../clients/policy.js';
 import { DEFAULT_MIN_VALID_SECONDS } from '../../protocol/limits.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalNumber, assertOptionalString, assertString } from '../../protocol/validate.js';
 import type { ImportedToken } from '../../protocol/ops.js';
@@ -6,6 +6,18 @@ import { toTokenView } from '../../store/accounts.js';
 import type { AccountKey } from '../../store/token-store.js';
 import type { Handler } from '../dispatch.js';
 import { accountKey, noPayload } from './validators.js';
+
+/**
+ * How much validity a caller may demand before get_token refreshes. A client without
+ * allow_refresh may not force refreshes: above the default its min_valid_seconds is clamped to it
+ * (not refused — llxprt's sandbox client sends min_valid_seconds on every get_token and treats any
+ * error but NOT_FOUND as a failure, so FORBIDDEN would break it; clamped, it still gets a token,
+ * refreshed whenever the default threshold would refresh it).
+ */
+function refreshThreshold(identity: Identity, requested: number): number {
+  if (identity.kind === 'owner' || identity.client.allow_refresh) return requested;
+  return Math.min(requested, DEFAULT_MIN_VALID_SECONDS);
+}
 
 const getToken: Handler<'get_token'> = {
   access: 'client',
@@ -19,7 +31,7 @@ const getToken: Handler<'get_token'> = {
     // The validated payload is the account key: bucket filled in, nothing else is read from it.
     const key = p as AccountKey;
     assertAccount(ctx.identity, key.provider, key.bucket);
-    const minValid = p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS;
+    const minValid = refreshThreshold(ctx.identity, p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS);
     // Synchronous for a valid cached token: the connection then sets up no deadline timer.
     return ctx.services.accounts.cachedToken(key, minValid) ?? ctx.services.accounts.loadToken(key, minValid, ctx);
   },
@@ -33,7 +45,8 @@ const refreshToken: Handler<'refresh_token'> = {
     const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
     assertAccount(identity, key.provider, key.bucket);
     assertRight(identity, 'allow_refresh');
-    return toTokenView(await services.accounts.refresh(key, signal));
+    // The owner's explicit refresh is always honoured; a client's is rate-bounded per account.
+    return toTokenView(await services.accounts.refresh(key, signal, { force: identity.kind === 'owner' }));
   },
 };
 
@@ -66,7 +79,8 @@ const removeToken: Handler<'remove_token'> = {
   access: 'owner',
   validate: accountKey,
   async run(p, { services }) {
-    return { removed: await services.accounts.remove({ provider: p.provider, bucket: p.bucket ?? 'default' }) };
+    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    return { removed: await services.accounts.withLock(key, () => services.accounts.remove(key)) };
   },
 };
 
