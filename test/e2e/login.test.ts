@@ -153,7 +153,7 @@ describe('credproxy login', () => {
   it('browser_redirect: reads the pasted code#state from stdin', async () => {
     const login = interactive(['login', 'paste', '--bucket', 'work']);
     const url = urlIn((await login.stderrUntil(/https?:\/\/\S+\/auth\?\S+/))[0]);
-    await login.stderrUntil(/Paste the code/);
+    await login.stderrUntil(/Paste the whole code/);
     const user = createScriptedUser();
     const pasted = await user.readPastedCode(await user.authorize(url));
     login.child.stdin!.end(`${pasted}\n`);

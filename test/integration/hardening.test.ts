@@ -339,7 +339,12 @@ describe.runIf(process.platform === 'linux')('hardening', () => {
     only('oversized', 'INVALID_REQUEST');
     // Oversized: answered, then the connection closed, every time.
     expect(k.oversized!.closedAfter).toBe(k.oversized!.sent);
-    expect(k.oversized!.samples[0]).toMatch(/exceeds the 4194304-byte limit/);
+    // (On a connection without a handshake yet the limit is 8 KiB.)
+    expect(k.oversized!.samples[0]).toMatch(/exceeds the (4194304|8192)-byte limit/);
+    // Before the handshake, a declared length over 8 KiB: answered and closed at once.
+    only('prehandshakebig', 'INVALID_REQUEST');
+    expect(k.prehandshakebig!.closedAfter).toBe(k.prehandshakebig!.sent);
+    expect(k.prehandshakebig!.samples[0]).toMatch(/exceeds the 8192-byte limit before the handshake/);
     // With 1 MiB of the body streamed after the header the proxy still closes every connection;
     // the answer is read unless the proxy hung up mid-body (EPIPE), where node drops it.
     const body = k.oversizedbody!;

@@ -13,12 +13,14 @@ const WORKERS = Number(workersArg);
 const random = rng(Number(seedArg));
 const noSlow = flag === 'noslow';
 const MAX = 4 * 1024 * 1024;
+/** The proxy's frame limit before a successful handshake (PRE_HANDSHAKE_MAX_FRAME_BYTES). */
+const PRE_HANDSHAKE_MAX = 8 * 1024;
 /** The proxy closes an incomplete frame after 5 s; allow scheduling slack on a loaded box. */
 const SLOW_CLOSE_WAIT_MS = 12_000;
 
 /** kind, share of TOTAL, the connection state it needs. */
 const MIX = [
-  ['malformed', 0.2, 'any'], // framed, not JSON
+  ['malformed', 0.18, 'any'], // framed, not JSON
   ['garbage', 0.1, 'any'], // framed random bytes, not UTF-8
   ['nonobject', 0.05, 'any'], // JSON that is not an object
   ['prehandshake', 0.05, 'fresh'], // an op before the handshake
@@ -29,6 +31,7 @@ const MIX = [
   ['badpayload', 0.05, 'owner'], // a known op with an invalid payload
   ['oversized', 0.09, 'any'], // declared length > 4 MiB plus up to 16 KiB: INVALID_REQUEST and close
   ['oversizedbody', 0.01, 'any'], // declared length > 4 MiB, then 1 MiB of that body streamed
+  ['prehandshakebig', 0.02, 'fresh'], // before the handshake, a declared length > 8 KiB: INVALID_REQUEST and close
   ['slow', 0.05, 'any'], // a truncated frame left hanging; the proxy must close it
 ];
 
@@ -118,7 +121,9 @@ async function abuse(kind, conn, i) {
   switch (kind) {
     case 'malformed': {
       const body = pick(['{', '{"v":2,', '{"v":2,"op":"ping"', 'nul', '{"a":1}}', '{"v":2 "id":"x"}', "{'v':2}", '', ' ', 'undefined', 'NaN', '{"v":2,"id":"1","op":"ping","payload":{}']);
-      bytes = frame(random() < 0.1 ? `{"pad":"${'a'.repeat(int(1, 64 * 1024))}` : body);
+      // Before the handshake a frame over 8 KiB is fatal (that is `prehandshakebig`).
+      const padMax = conn.state === 'fresh' ? PRE_HANDSHAKE_MAX - 16 : 64 * 1024;
+      bytes = frame(random() < 0.1 ? `{"pad":"${'a'.repeat(int(1, padMax))}` : body);
       break;
     }
     case 'garbage': {
@@ -183,14 +188,18 @@ async function abuse(kind, conn, i) {
       bytes = frame(junk, declared);
       break;
     }
+    case 'prehandshakebig':
+      bytes = frame(Buffer.alloc(int(0, 4096), 0x61), int(PRE_HANDSHAKE_MAX + 1, MAX));
+      break;
     case 'slow': {
       // A partial header, or a header declaring up to 4 MiB followed by a short prefix.
       if (random() < 0.25) {
         bytes = Buffer.from([0x00, 0x00, 0x10].slice(0, int(1, 3)));
       } else {
         const prefix = Buffer.from(`{"v":2,"id":"s${i}","op":"ping","payload":{"pad":"${'a'.repeat(int(0, 4000))}`);
-        // Always more than was sent, or the frame is complete (and answered) rather than slow.
-        const declared = int(prefix.length + 1, MAX);
+        // Always more than was sent, or the frame is complete (and answered) rather than slow;
+        // before the handshake, within the 8 KiB limit (a larger one is refused at once).
+        const declared = int(prefix.length + 1, conn.state === 'fresh' ? PRE_HANDSHAKE_MAX : MAX);
         bytes = frame(prefix, declared);
       }
       break;
@@ -229,7 +238,7 @@ async function abuse(kind, conn, i) {
     error(`${kind} was accepted: ${JSON.stringify(answer).slice(0, 200)}`);
     if (kind === 'wrongtoken' || kind === 'badversion') conn.state = 'client';
   }
-  if (kind === 'oversized' || kind === 'oversizedbody') {
+  if (kind === 'oversized' || kind === 'oversizedbody' || kind === 'prehandshakebig') {
     if (await conn.closesWithin(3000)) stats[kind].closedAfter += 1;
     conn.destroy();
     return undefined;

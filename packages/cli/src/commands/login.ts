@@ -212,7 +212,7 @@ export async function handleLogin(options: LoginOptions, io: CliIO, openUrl: Ope
       }
       await describeLogin(init, io, opened);
       if (init.flow_type === 'browser_redirect') {
-        io.stderr.write('Paste the code the provider shows, then press Enter: ');
+        io.stderr.write('Paste the whole code the provider shows (code#state), or the full redirect URL, then press Enter: ');
         const code = await readLine(io.stdin, interrupt.signal);
         const done = await proxy.call('oauth_exchange', { session_id: init.session_id, code });
         result = { status: 'complete', provider: done.provider, bucket: done.bucket, expiry: done.expiry };

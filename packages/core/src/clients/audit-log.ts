@@ -8,7 +8,7 @@
  * capped (MAX_FIELD_CHARS, truncation marked), and a failure line repeated within a second is
  * written once, then counted (`"repeat": N` on one line when the second is over).
  */
-import { appendFileSync, renameSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, renameSync, statSync, writeSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
 
 /**
@@ -199,7 +199,13 @@ export class AuditLog {
   #append(chunk: Buffer): void {
     try {
       this.#rotateIfNeeded(chunk.length);
-      appendFileSync(this.#o.file, chunk, { mode: 0o600 });
+      // O_NOFOLLOW: a planted audit.log symlink must not make the proxy append to another file.
+      const fd = openSync(this.#o.file, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
+      try {
+        writeSync(fd, chunk);
+      } finally {
+        closeSync(fd);
+      }
       this.#size = (this.#size ?? 0) + chunk.length;
     } catch {
       // Auditing must never take the proxy down; the batch is dropped, the next one tries again.

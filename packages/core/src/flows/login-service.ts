@@ -95,6 +95,10 @@ export class OAuthLogins implements LoginService {
     this.sessions.assertCapacity();
     const now = this.#o.clock.now();
     let expiresAt = now + config.session_ttl_seconds * 1000;
+    // A client's login ends when the client does: an expired registration keeps nothing running.
+    if (identity.kind === 'client' && identity.client.expires_at !== undefined) {
+      expiresAt = Math.min(expiresAt, identity.client.expires_at * 1000);
+    }
     const factory = this.#registry.factoryFor(key.provider, flowType, payload.flow !== undefined);
     const flow = factory(provider, { deadline: expiresAt, logger: this.#o.logger, ...(redirectUri !== undefined ? { redirectUri } : {}) });
     // The place is taken before the flow opens a listener or starts polling, and given back if it does not start.

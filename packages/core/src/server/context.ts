@@ -1,4 +1,4 @@
-import type { ClientRegistry } from '../clients/registry.js';
+import type { ClientRecord, ClientRegistry } from '../clients/registry.js';
 import type { Identity } from '../clients/policy.js';
 import type { AccountService } from '../store/accounts.js';
 import type { ApiKeyStore } from '../store/api-key-store.js';
@@ -21,6 +21,8 @@ export interface LoginService {
   poll(identity: Identity, sessionId: string): OAuthPollResult;
   cancel(identity: Identity, sessionId: string): OAuthCancelResult;
   logout(key: AccountKey, revoke: boolean): Promise<LogoutResult>;
+  /** End the pending logins of a client registration (it was removed); how many ended. */
+  endSessionsOf(client: ClientRecord): number;
 }
 
 /** Providers known to the proxy (from the config file). */

@@ -131,6 +131,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
   try {
     await writeFileAtomic(paths.pidFile, `${process.pid}\n`);
     await ensureDataDir(paths.dataDir);
+    // Refuse a tokens/ or keys/ that others could write at start, not at the first read.
+    await ensureDataDir(path.join(paths.dataDir, 'tokens'));
+    await ensureDataDir(path.join(paths.dataDir, 'keys'));
     const clients = new ClientRegistry(ClientRegistry.fileIn(paths.dataDir), clock);
     await clients.load();
     const store = options.tokenStore ?? new FileTokenStore(path.join(paths.dataDir, 'tokens'));

@@ -1,10 +1,9 @@
 import path from 'node:path';
 import type { ClientAddPayload, ClientScope } from '../../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
-import { toClientInfo, type ClientRecord } from '../../clients/registry.js';
+import { toClientInfo } from '../../clients/registry.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalName, assertOptionalNumber, assertOptionalString } from '../../protocol/validate.js';
 import { assertSocketPathFits } from '../../paths.js';
-import type { LoginService } from '../context.js';
 import type { Handler } from '../dispatch.js';
 import { noPayload } from './validators.js';
 
@@ -68,15 +67,6 @@ const clientList: Handler<'client_list'> = {
   run: (_p, { services }) => ({ clients: services.clients.list().map(toClientInfo) }),
 };
 
-/**
- * End the pending logins of a removed client: they belong to its registration, and nobody may
- * use them any more (a device login would otherwise keep polling until it expires).
- * OAuthLogins has endSessionsOf; LoginService (server/context.ts) does not declare it yet.
- */
-function endLoginsOf(logins: LoginService, record: ClientRecord): void {
-  (logins as LoginService & { endSessionsOf?(client: ClientRecord): number }).endSessionsOf?.(record);
-}
-
 const clientRemove: Handler<'client_remove'> = {
   access: 'owner',
   validate(p) {
@@ -88,7 +78,8 @@ const clientRemove: Handler<'client_remove'> = {
     if (!removed) {
       throw new ProxyError(ErrorCode.NOT_FOUND, `no client named ${p.name} — see \`credproxy client list\``);
     }
-    endLoginsOf(services.logins, removed);
+    // Its pending logins belong to the registration: nobody may use them any more.
+    services.logins.endSessionsOf(removed);
     await services.listeners.closeClientListener(p.name);
     return { removed: true };
   },
