@@ -172,12 +172,8 @@ export class OAuthLogins implements LoginService {
 
   async #save(session: Session, token: StoredToken): Promise<void> {
     const key = { provider: session.provider, bucket: session.bucket };
-    const unlock = await this.#o.accounts.store.lock(key);
-    try {
-      await this.#o.accounts.save({ ...key, token, updated_at: this.#o.clock.now() });
-    } finally {
-      await unlock();
-    }
+    const accounts = this.#o.accounts;
+    await accounts.withLock(key, () => accounts.save({ ...key, token, updated_at: this.#o.clock.now() }));
     if (token.expiry !== undefined) session.expiry = token.expiry;
     else session.expiry = Math.floor(this.#o.clock.now() / 1000) + 3600;
     this.sessions.finish(session, 'complete');
@@ -236,8 +232,7 @@ export class OAuthLogins implements LoginService {
   /** Revoke at the provider (RFC 7009) when it can, then delete the account. */
   async logout(key: AccountKey, revoke: boolean): Promise<LogoutResult> {
     const accounts = this.#o.accounts;
-    const unlock = await accounts.store.lock(key);
-    try {
+    return accounts.withLock(key, async () => {
       accounts.forget(key);
       const record = await accounts.load(key);
       if (!record) throw notLoggedIn(key.provider, key.bucket);
@@ -250,9 +245,7 @@ export class OAuthLogins implements LoginService {
       await accounts.remove(key);
       this.#o.logger.log('info', 'logged out', { provider: key.provider, bucket: key.bucket, revoked: result.revoked });
       return result;
-    } finally {
-      await unlock();
-    }
+    });
   }
 
   async #revoke(providerName: string, token: StoredToken): Promise<LogoutResult> {

@@ -136,7 +136,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     await ensureDataDir(path.join(paths.dataDir, 'keys'));
     const clients = new ClientRegistry(ClientRegistry.fileIn(paths.dataDir), clock);
     await clients.load();
-    const store = options.tokenStore ?? new FileTokenStore(path.join(paths.dataDir, 'tokens'));
+    const store = options.tokenStore ?? new FileTokenStore(path.join(paths.dataDir, 'tokens'), { logger });
     const providers = new ProviderDirectory({
       config: new ConfigSource(paths.configFile),
       clock,
@@ -145,8 +145,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     });
     // Fail at start, naming the file and field, rather than at the first login.
     await providers.config();
-    const refresher = new RefreshCoordinator({ store, providers, clock, logger });
-    const accounts = new AccountService({ store, clock, refresher });
+    const refresher = new RefreshCoordinator({ providers, clock, logger });
+    const accounts = new AccountService({ store, clock, refresher, logger });
     const logins = new OAuthLogins({ accounts, providers, clock, logger });
     const renewal = new RenewalScheduler({ accounts, clock, logger });
     const audit = new AuditLog({ file: paths.auditLog, clock });
@@ -191,6 +191,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         logins.sessions.close();
         renewal.close();
         await host?.closeAll();
+        // A refreshed token the disk refused so far gets one last write.
+        await accounts.close();
         await audit.close();
         await fs.rm(paths.pidFile, { force: true });
         await releaseLock().catch(() => undefined);
