@@ -3,9 +3,9 @@
 //
 // Every figure is compared with a baseline measured in the same run (this machine is noisy:
 // rounds alternate A B A B and the best round of each counts):
-//  - get_token throughput and p50/p99 latency at 1, 16 and 64 connections: the proxy (`credproxy
-//    serve`) against a floor server (canned frames on a Unix socket), both in their own processes,
-//    load from separate client processes;
+//  - get_token and get_api_key throughput and p50/p99 latency at 1, 16 and 64 connections: the
+//    proxy (`credproxy serve`) against a floor server (canned frames on a Unix socket), both in
+//    their own processes, load from separate client processes;
 //  - proxy RSS idle and with 10k pending login sessions;
 //  - `credproxy token` wall time against a bare `node -e 0`;
 //  - token endpoint calls for 100 concurrent get_token on an expired token (real oidc-provider).
@@ -68,8 +68,11 @@ async function waitForSocket(socketPath) {
   throw new Error(`nothing answered on ${socketPath}`);
 }
 
-function load(socketPath, conns) {
-  const r = spawnSync(process.execPath, [path.join(here, 'bench', 'load-client.mjs'), socketPath, String(conns), String(SECONDS), 'bench'], { encoding: 'utf8', env });
+/** The same key length as the floor server's canned answer. */
+const BENCH_API_KEY = 'bench-api-key-0123456789abcdef0123456789abcdef';
+
+function load(socketPath, conns, op = 'get_token') {
+  const r = spawnSync(process.execPath, [path.join(here, 'bench', 'load-client.mjs'), socketPath, String(conns), String(SECONDS), 'bench', op], { encoding: 'utf8', env });
   if (r.status !== 0) throw new Error(`load client failed: ${r.stderr}`);
   const out = JSON.parse(r.stdout);
   return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
@@ -82,6 +85,14 @@ function best(samples) {
 function median(values) {
   const s = [...values].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+function throughputReport(byConns) {
+  return Object.fromEntries(Object.entries(byConns).map(([c, t]) => [c, {
+    proxy_rps: Math.round(t.proxy.rps), floor_rps: Math.round(t.floor.rps), ratio: Number(t.ratio.toFixed(3)),
+    proxy_p50_ms: Number(t.proxy.p50Ms.toFixed(3)), proxy_p99_ms: Number(t.proxy.p99Ms.toFixed(3)),
+    floor_p50_ms: Number(t.floor.p50Ms.toFixed(3)), floor_p99_ms: Number(t.floor.p99Ms.toFixed(3)), errors: t.proxy.errors,
+  }]));
 }
 
 function wallMs(args) {
@@ -108,23 +119,29 @@ try {
   const owner = await waitForSocket(env.CREDPROXY_SOCKET);
   (await waitForSocket(floorSocket)).close();
   await owner.call('save_token', { provider: 'bench', token: { access_token: 'bench-access-token', refresh_token: 'bench-refresh', expiry: Math.floor(Date.now() / 1000) + 86_400 } });
+  await owner.call('set_api_key', { name: 'bench', key: BENCH_API_KEY });
   await new Promise((r) => setTimeout(r, 500));
   const idleRss = rssMb(proxyProc.pid);
   const floorIdleRss = rssMb(floorProc.pid);
 
-  const throughput = {};
-  for (const conns of [1, 16, 64]) {
-    const floor = [];
-    const proxy = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      floor.push(load(floorSocket, conns));
-      proxy.push(load(env.CREDPROXY_SOCKET, conns));
+  const measure = (op) => {
+    const out = {};
+    for (const conns of [1, 16, 64]) {
+      const floor = [];
+      const proxy = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        floor.push(load(floorSocket, conns, op));
+        proxy.push(load(env.CREDPROXY_SOCKET, conns, op));
+      }
+      const f = best(floor);
+      const p = best(proxy);
+      out[conns] = { floor: f, proxy: p, ratio: p.rps / f.rps };
+      say(`${op.padEnd(11)} @${String(conns).padStart(2)} conns: proxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} req/s → ${(p.rps / f.rps).toFixed(2)}×`);
     }
-    const f = best(floor);
-    const p = best(proxy);
-    throughput[conns] = { floor: f, proxy: p, ratio: p.rps / f.rps };
-    say(`get_token @${String(conns).padStart(2)} conns: proxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} req/s → ${p.rps / f.rps >= 1 ? '' : ''}${(p.rps / f.rps).toFixed(2)}×`);
-  }
+    return out;
+  };
+  const throughput = measure('get_token');
+  const keyThroughput = measure('get_api_key');
   const loadedRss = rssMb(proxyProc.pid);
 
   say('100 concurrent get_token on an expired token against a real authorization server…');
@@ -172,6 +189,8 @@ try {
     { name: 'get_token throughput @1 conn ≥ 0.8× floor', value: throughput[1].ratio, met: throughput[1].ratio >= 0.8, unit: '×' },
     { name: 'get_token throughput @16 conns ≥ 0.8× floor', value: throughput[16].ratio, met: throughput[16].ratio >= 0.8, unit: '×' },
     { name: 'get_token p99 @16 conns < 2 ms', value: throughput[16].proxy.p99Ms, met: throughput[16].proxy.p99Ms < 2, unit: 'ms' },
+    { name: 'get_api_key throughput @1 conn ≥ 0.8× floor', value: keyThroughput[1].ratio, met: keyThroughput[1].ratio >= 0.8, unit: '×' },
+    { name: 'get_api_key throughput @16 conns ≥ 0.8× floor', value: keyThroughput[16].ratio, met: keyThroughput[16].ratio >= 0.8, unit: '×' },
     { name: 'idle RSS < 60 MB', value: idleRss, met: idleRss < 60, unit: 'MB' },
     { name: 'RSS with 10k pending sessions < 120 MB', value: sessionsRss, met: sessionsRss < 120, unit: 'MB' },
     { name: '`credproxy token` ≤ 1.3× `node -e 0`', value: tokenMs / nodeMs, met: tokenMs / nodeMs <= 1.3, unit: '×' },
@@ -179,11 +198,8 @@ try {
   ];
   const report = {
     machine: { cpus: os.cpus().length, node: process.version, seconds_per_round: SECONDS, rounds: ROUNDS },
-    get_token: Object.fromEntries(Object.entries(throughput).map(([c, t]) => [c, {
-      proxy_rps: Math.round(t.proxy.rps), floor_rps: Math.round(t.floor.rps), ratio: Number(t.ratio.toFixed(3)),
-      proxy_p50_ms: Number(t.proxy.p50Ms.toFixed(3)), proxy_p99_ms: Number(t.proxy.p99Ms.toFixed(3)),
-      floor_p50_ms: Number(t.floor.p50Ms.toFixed(3)), floor_p99_ms: Number(t.floor.p99Ms.toFixed(3)), errors: t.proxy.errors,
-    }])),
+    get_token: throughputReport(throughput),
+    get_api_key: throughputReport(keyThroughput),
     rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
     cli_token: { node_e0_ms: Number(nodeMs.toFixed(1)), credproxy_token_ms: Number(tokenMs.toFixed(1)), ratio: Number((tokenMs / nodeMs).toFixed(3)) },
     refresh: { concurrent_requests: 100, served, refresh_grants_at_server: refreshGrants },

@@ -1,5 +1,6 @@
-// The floor: the least a Node process can do for get_token — read length-prefixed frames on a
-// Unix socket, parse each (to learn its id), answer a canned token. No checks, no stores.
+// The floor: the least a Node process can do for get_token or get_api_key — read length-prefixed
+// frames on a Unix socket, parse each (to learn its id and op), answer a canned token or key. No
+// checks, no stores.
 import net from 'node:net';
 import fs from 'node:fs';
 
@@ -7,6 +8,8 @@ const socketPath = process.argv[2];
 if (!socketPath) throw new Error('usage: floor-server.mjs SOCKET');
 try { fs.unlinkSync(socketPath); } catch {}
 const data = { access_token: 'floor-access-token', token_type: 'Bearer', expiry: 4102444800 };
+// As long as the key the bench stores in the proxy, so both answers are the same size.
+const keyData = { key: 'bench-api-key-0123456789abcdef0123456789abcdef' };
 
 function frame(obj) {
   const body = Buffer.from(JSON.stringify(obj));
@@ -26,7 +29,7 @@ const server = net.createServer((sock) => {
       const msg = JSON.parse(buf.toString('utf8', off + 4, off + 4 + len));
       off += 4 + len;
       if (msg.op === 'handshake') sock.write(frame({ v: 2, ok: true, data: { version: 2 } }));
-      else sock.write(frame({ v: 2, id: msg.id, ok: true, data }));
+      else sock.write(frame({ v: 2, id: msg.id, ok: true, data: msg.op === 'get_api_key' ? keyData : data }));
     }
     buf = off === buf.length ? Buffer.alloc(0) : buf.subarray(off);
   });

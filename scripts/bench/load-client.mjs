@@ -1,8 +1,11 @@
-// A load generator in its own process: N connections, each a closed loop of get_token requests
-// for a fixed time. Prints {requests, seconds, latenciesUs: [p50, p99], errors} as JSON.
+// A load generator in its own process: N connections, each a closed loop of requests for a fixed
+// time — get_token {provider: TARGET}, or get_api_key {name: TARGET} when OP is get_api_key.
+// Prints {requests, seconds, p50Ms, p99Ms, errors} as JSON.
+// usage: load-client.mjs SOCKET CONNS SECONDS [TARGET] [OP]
 import net from 'node:net';
 
-const [socketPath, connsArg, secondsArg, provider = 'bench'] = process.argv.slice(2);
+const [socketPath, connsArg, secondsArg, target = 'bench', op = 'get_token'] = process.argv.slice(2);
+if (op !== 'get_token' && op !== 'get_api_key') throw new Error(`unknown op ${op}: get_token or get_api_key`);
 const conns = Number(connsArg);
 const seconds = Number(secondsArg);
 
@@ -44,18 +47,18 @@ const clients = await Promise.all(Array.from({ length: conns }, connection));
 const latencies = [];
 let errors = 0;
 let id = 0;
-const payload = { provider };
+const payload = op === 'get_api_key' ? { name: target } : { provider: target };
 // Warm up briefly, then measure.
 const warmEnd = performance.now() + 300;
 await Promise.all(clients.map(async (c) => {
-  while (performance.now() < warmEnd) await c.request({ v: 2, id: String(++id), op: 'get_token', payload });
+  while (performance.now() < warmEnd) await c.request({ v: 2, id: String(++id), op, payload });
 }));
 const start = performance.now();
 const end = start + seconds * 1000;
 await Promise.all(clients.map(async (c) => {
   while (performance.now() < end) {
     const t0 = performance.now();
-    const msg = await c.request({ v: 2, id: String(++id), op: 'get_token', payload });
+    const msg = await c.request({ v: 2, id: String(++id), op, payload });
     latencies.push(performance.now() - t0);
     if (!msg.ok) errors++;
   }
