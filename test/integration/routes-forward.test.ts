@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode, ProxyError } from '../../packages/core/src/protocol/errors.js';
 import {
   createRouteHandler,
+  createRouteServer,
   mountRouteHandler,
   type RouteAuditRecord,
   type RouteHandlerDeps,
@@ -203,15 +204,14 @@ async function startRouteProxy(overrides: Partial<RouteHandlerDeps> & { maxFailu
     logger: streamLogger({ write: (line: string) => logs.push(line) }, 'debug'),
     ...overrides,
   };
-  const unixServer = http.createServer();
+  // The handler of the Unix socket is mounted the way a host would mount it; the TCP one by hand.
+  const unixServer = createRouteServer(createRouteHandler({ listenerUrl: 'http://localhost', ...deps }));
   const tcpServer = http.createServer();
   await new Promise<void>((resolve) => unixServer.listen(state.socketPath, resolve));
   await new Promise<void>((resolve) => tcpServer.listen(0, '127.0.0.1', resolve));
   state.port = (tcpServer.address() as net.AddressInfo).port;
   state.base = `http://127.0.0.1:${state.port}`;
-  const handler = createRouteHandler({ listenerUrl: state.base, ...deps });
-  mountRouteHandler(unixServer, handler);
-  mountRouteHandler(tcpServer, handler);
+  mountRouteHandler(tcpServer, createRouteHandler({ listenerUrl: state.base, ...deps }));
   state.close = async () => {
     await state.unix.close();
     for (const s of [unixServer, tcpServer]) {
@@ -483,6 +483,15 @@ describe('proxy form and CONNECT', () => {
     expect(lastReceived().headers['proxy-authorization']).toBeUndefined();
     expectNoSecret('proxy-form response', JSON.stringify(res.headers) + body);
     expect(proxy.audit.at(-1)).toMatchObject({ route: 'named', form: 'proxy', path: '/echo', status: 200 });
+    // Proxy form: a redirect is passed through untouched (the client resolves it itself).
+    const moved = await client.request({
+      path: `http://localhost:${upstream.port}/redirect?to=abs`,
+      method: 'GET',
+      headers: { 'proxy-authorization': `Bearer ${proxy.token}`, host: `localhost:${upstream.port}` },
+    });
+    expect(moved.statusCode).toBe(302);
+    expect(moved.headers.location).toBe(`https://127.0.0.1:${upstream.port}/target?x=1`);
+    await moved.body.dump();
     // An HTTP_PROXY client sends a request for the listener itself in absolute form too.
     const self = await client.request({
       path: `${proxy.base}/keyed/echo?z=3`,
@@ -617,6 +626,25 @@ describe('account routes: 401, refresh, retry', () => {
     expect(body.error.code).toBe('INTERNAL_ERROR');
     expect(body.error.message).not.toContain('boom');
     expect(proxy.logs.join('')).toMatch(/route request failed .*boom in the store/);
+  });
+});
+
+describe('an upstream answer that cannot be passed on', () => {
+  it('becomes a 502 with none of its headers', async () => {
+    const proxy = await startRouteProxy({
+      upstream: {
+        request: async () => ({
+          statusCode: 42,
+          headers: { 'x-from-upstream': 'yes' },
+          body: Object.assign(Readable.from([]), { dump: async () => undefined }),
+        }),
+      },
+    });
+    const res = await request(`${proxy.base}/keyed/x`, { headers: { 'x-api-key': proxy.token } });
+    expect(res.statusCode).toBe(502);
+    expect(res.headers['x-from-upstream']).toBeUndefined();
+    expect(res.headers['x-credproxy-error']).toBe('UPSTREAM_UNAVAILABLE');
+    expect(await res.body.text()).toMatch(/cannot be passed on/);
   });
 });
 

@@ -7,7 +7,7 @@
  *
  * Order of checks, as in an agent: rate limit → token → route grant → credential → upstream.
  */
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
 import { ErrorCode, ProxyError, type ErrorCode as ErrorCodeType } from '../protocol/errors.js';
@@ -89,6 +89,17 @@ export const MAX_RETRY_BODY_BYTES = 1024 * 1024;
 export interface RouteRequestHandler {
   (req: IncomingMessage, res: ServerResponse): void;
   onConnect(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+/**
+ * A node:http server for a route listener, the handler mounted. Node's default 5-minute
+ * requestTimeout would cut a long upload (SPEC §6: 1 GiB passes), so it is off; a request's
+ * headers must still arrive within a minute.
+ */
+export function createRouteServer(handler: RouteRequestHandler): Server {
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000, noDelay: true });
+  mountRouteHandler(server, handler);
+  return server;
 }
 
 /** Attach a handler to a node:http server: requests, CONNECT, and malformed requests. */
@@ -311,7 +322,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     sendProxyError(res, safe, req.complete);
   };
 
-  const relay = async (req: IncomingMessage, res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target, up: UpstreamResponse, scrubber: SecretScrubber): Promise<void> => {
+  const relay = async (res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target, up: UpstreamResponse, scrubber: SecretScrubber): Promise<void> => {
     const headers = clientResponseHeaders(up.headers);
     const encoding = headers['content-encoding'];
     let decoders: Duplex[] = [];
@@ -335,7 +346,13 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       if (scrubber.containsSecret(name)) continue;
       clean[name] = Array.isArray(value) ? value.map((v) => scrubber.scrubText(v)) : scrubber.scrubText(value);
     }
-    res.writeHead(up.statusCode, clean);
+    try {
+      res.writeHead(up.statusCode, clean);
+    } catch (err) {
+      up.body.destroy();
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      throw new UpstreamError(`${route.upstream.origin} answered with a status or header that cannot be passed on`, false, err);
+    }
     // Headers go out now: an SSE client sees the response before the first event.
     res.flushHeaders();
     const scrub = scrubber.createStream();
@@ -396,7 +413,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       headers[route.header] = value;
       up = await sendOnce();
     }
-    await relay(req, res, x, route, target, up, scrubber);
+    await relay(res, x, route, target, up, scrubber);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, x: Exchange): Promise<void> => {

@@ -21,6 +21,7 @@ export {
 } from './route-config.js';
 export {
   createRouteHandler,
+  createRouteServer,
   MAX_RETRY_BODY_BYTES,
   mountRouteHandler,
   type CredentialOptions,
