@@ -22,5 +22,5 @@ export { CAPABILITY_TOKEN_PATTERN } from './clients/registry.js';
 export { ConfigError, ConfigSource, parseConfig, parseProvider, addProviderToConfig, removeProviderFromConfig, checkEndpointUrl, isLoopbackHost } from './config/config-file.js';
 export type { ProviderConfig, CredproxyConfig } from './config/config-file.js';
 export type { StoredToken, AccountRecord, TokenStore, AccountKey } from './store/token-store.js';
-export { FileTokenStore } from './store/file-token-store.js';
+export { FileTokenStore } from './store/backends/file-tokens.js';
 export { isRunning } from './util/process.js';

@@ -1,4 +1,6 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode } from './protocol/errors.js';
 import { assertSocketPathFits, defaultSocketPath, resolvePaths, SOCKET_PATH_MAX_BYTES } from './paths.js';
@@ -24,6 +26,9 @@ describe('resolvePaths', () => {
     expect(p).toEqual({
       configFile: '/c/config.json',
       dataDir: '/d',
+      tokensDir: '/d/tokens',
+      keysDir: '/d/keys',
+      clientsFile: '/d/clients.json',
       socketPath: '/r/p.sock',
       runDir: '/r',
       pidFile: '/r/p.sock.pid',
@@ -42,6 +47,28 @@ describe('resolvePaths', () => {
     const p = resolvePaths({ env: {}, uid: 1, tmpdir: '/tmp' });
     expect(p.configFile.endsWith(path.join('credproxy', 'config.json'))).toBe(true);
     expect(path.basename(p.dataDir)).toBe('credproxy');
+  });
+
+  it('derives every data-dir path (tokens, keys, clients, audit log) from the data dir', () => {
+    const p = resolvePaths({ env: { CREDPROXY_DATA_DIR: 'rel/data' } });
+    expect(path.isAbsolute(p.dataDir)).toBe(true);
+    for (const f of [p.tokensDir, p.keysDir, p.clientsFile, p.auditLog]) expect(path.dirname(f)).toBe(p.dataDir);
+  });
+
+  it('is the only place in core that names a file or folder inside the data dir', () => {
+    const src = path.dirname(fileURLToPath(import.meta.url));
+    const offenders: string[] = [];
+    const walk = (dir: string): void => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(full);
+        else if (entry.name.endsWith('.ts') && !entry.name.endsWith('.test.ts') && full !== fileURLToPath(new URL('./paths.ts', import.meta.url))) {
+          if (/path\.(join|resolve)\([^)]*dataDir/.test(readFileSync(full, 'utf8'))) offenders.push(path.relative(src, full));
+        }
+      }
+    };
+    walk(src);
+    expect(offenders).toEqual([]);
   });
 
   it('computes from each call, caching nothing', () => {

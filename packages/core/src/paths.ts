@@ -17,7 +17,14 @@ export interface PathInputs {
 
 export interface CredproxyPaths {
   configFile: string;
+  /** Holds every secret; 0700. The paths below inside it are all derived here, nowhere else. */
   dataDir: string;
+  /** Token store: `<provider>/<bucket>.json` per account. */
+  tokensDir: string;
+  /** API keys: `<name>.key` each. */
+  keysDir: string;
+  /** The client registry (token hashes, never tokens). */
+  clientsFile: string;
   socketPath: string;
   /** Directory that holds the socket and the pid/lock file. */
   runDir: string;
@@ -40,6 +47,9 @@ export function resolvePaths(inputs: PathInputs & { socketPath?: string } = {}):
   return {
     configFile,
     dataDir,
+    tokensDir: path.join(dataDir, 'tokens'),
+    keysDir: path.join(dataDir, 'keys'),
+    clientsFile: path.join(dataDir, 'clients.json'),
     socketPath,
     runDir,
     pidFile: socketPath + '.pid',

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../protocol/errors.js';
+import { FileClientStore } from '../store/backends/file-clients.js';
 import { CAPABILITY_TOKEN_PATTERN, ClientRegistry, toClientInfo } from './registry.js';
 
 let dir: string;
@@ -12,13 +13,13 @@ const clock = { now: () => now };
 
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-reg-'));
-  file = ClientRegistry.fileIn(path.join(dir, 'data'));
+  file = path.join(dir, 'data', 'clients.json');
   now = 1_700_000_000_000;
 });
 afterEach(() => fs.rm(dir, { recursive: true, force: true }));
 
 async function registry(): Promise<ClientRegistry> {
-  const r = new ClientRegistry(file, clock);
+  const r = new ClientRegistry(new FileClientStore(file), clock);
   await r.load();
   return r;
 }

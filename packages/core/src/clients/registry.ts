@@ -1,14 +1,15 @@
 /**
  * Registered sandbox clients (SPEC §4). A capability token is 256 random bits shown once; only
- * its SHA-256 is stored, and lookups compare hashes in constant time.
+ * its SHA-256 is stored, and lookups compare hashes in constant time. The registry keeps every
+ * client in memory (handshakes authenticate synchronously) and reads and writes its storage
+ * through the record-store contract (util/record-store.ts): `store/backends/file-clients.ts` on
+ * disk, a memory store in tests.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ClientAddPayload, ClientInfo, ClientScope } from '../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
-import { isPlainObject } from '../protocol/validate.js';
 import type { Clock } from '../util/clock.js';
-import { ensureDataDir, readSecretFile, writeFileAtomic } from '../util/fs-secure.js';
-import path from 'node:path';
+import type { RecordStore } from '../util/record-store.js';
 
 export const CAPABILITY_TOKEN_PATTERN = /^[0-9a-f]{64}$/;
 
@@ -36,30 +37,28 @@ export function toClientInfo(record: ClientRecord): ClientInfo {
   return info;
 }
 
+/** Where the registry keeps its clients, by name. */
+export type ClientStore = RecordStore<string, ClientRecord>;
+
 export class ClientRegistry {
-  readonly #file: string;
+  readonly #store: ClientStore;
   readonly #clock: Clock;
   #clients = new Map<string, ClientRecord>();
   #hashes: Array<{ hash: Buffer; name: string }> = [];
+  /** Names being added right now: a second add of the same name is refused, not a lost write. */
+  readonly #adding = new Set<string>();
 
-  constructor(file: string, clock: Clock) {
-    this.#file = file;
+  constructor(store: ClientStore, clock: Clock) {
+    this.#store = store;
     this.#clock = clock;
   }
 
-  static fileIn(dataDir: string): string {
-    return path.join(dataDir, 'clients.json');
-  }
-
+  /** Read every client from the store (at start). */
   async load(): Promise<void> {
-    const text = await readSecretFile(this.#file);
     const next = new Map<string, ClientRecord>();
-    if (text !== undefined) {
-      const parsed: unknown = JSON.parse(text);
-      if (!isPlainObject(parsed) || !Array.isArray(parsed.clients)) {
-        throw new Error(`${this.#file} is not a credproxy client registry`);
-      }
-      for (const c of parsed.clients as ClientRecord[]) next.set(c.name, c);
+    for (const name of await this.#store.list()) {
+      const record = await this.#store.get(name);
+      if (record !== undefined) next.set(name, record);
     }
     this.#set(next);
   }
@@ -67,12 +66,6 @@ export class ClientRegistry {
   #set(clients: Map<string, ClientRecord>): void {
     this.#clients = clients;
     this.#hashes = [...clients.values()].map((c) => ({ hash: Buffer.from(c.token_sha256, 'hex'), name: c.name }));
-  }
-
-  async #persist(next: Map<string, ClientRecord>): Promise<void> {
-    await ensureDataDir(path.dirname(this.#file));
-    await writeFileAtomic(this.#file, JSON.stringify({ clients: [...next.values()] }, null, 2) + '\n');
-    this.#set(next);
   }
 
   list(): ClientRecord[] {
@@ -85,7 +78,7 @@ export class ClientRegistry {
 
   /** Register a client; resolves to the record and the token, which is never stored. */
   async add(payload: ClientAddPayload): Promise<{ record: ClientRecord; token: string }> {
-    if (this.#clients.has(payload.name)) {
+    if (this.#clients.has(payload.name) || this.#adding.has(payload.name)) {
       throw new ProxyError(
         ErrorCode.INVALID_REQUEST,
         `a client named ${payload.name} exists — remove it first with \`credproxy client remove ${payload.name}\``,
@@ -105,18 +98,25 @@ export class ClientRegistry {
     if (payload.socket !== undefined) record.socket = payload.socket;
     // Rounded up: a client never lives shorter than it was granted.
     if (payload.ttl_seconds !== undefined) record.expires_at = Math.ceil((now + payload.ttl_seconds * 1000) / 1000);
+    this.#adding.add(record.name);
+    try {
+      await this.#store.put(record);
+    } finally {
+      this.#adding.delete(record.name);
+    }
     const next = new Map(this.#clients);
     next.set(record.name, record);
-    await this.#persist(next);
+    this.#set(next);
     return { record, token };
   }
 
   async remove(name: string): Promise<ClientRecord | undefined> {
     const record = this.#clients.get(name);
     if (!record) return undefined;
+    await this.#store.delete(name);
     const next = new Map(this.#clients);
     next.delete(name);
-    await this.#persist(next);
+    this.#set(next);
     return record;
   }
 

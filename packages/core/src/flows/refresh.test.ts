@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { ConfigSource } from '../config/config-file.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { AccountService } from '../store/accounts.js';
-import { FileTokenStore } from '../store/file-token-store.js';
+import { FileTokenStore } from '../store/backends/file-tokens.js';
 import type { AccountRecord } from '../store/token-store.js';
 import { silentLogger } from '../util/logger.js';
 import { ProviderDirectory } from './providers.js';

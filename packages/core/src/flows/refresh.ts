@@ -8,15 +8,13 @@
 import * as oauth from 'oauth4webapi';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { reauthRequired, type GrantOutcome, type TokenRefresher } from '../store/accounts.js';
-import type { AccountRecord, TokenStore } from '../store/token-store.js';
+import type { AccountRecord } from '../store/token-store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { describeUpstream, isTransient, oauthErrorCode } from './oauth-provider.js';
 import type { ProviderDirectory } from './providers.js';
 
 export interface RefreshOptions {
-  /** Unused: the account service reads and writes the store. Accepted for existing callers. */
-  store?: TokenStore;
   providers: ProviderDirectory;
   clock: Clock;
   logger: Logger;
@@ -39,13 +37,12 @@ function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 export class RefreshCoordinator implements TokenRefresher {
-  readonly #o: Required<Omit<RefreshOptions, 'sleep' | 'random' | 'store'>> & Pick<RefreshOptions, 'sleep' | 'random'>;
+  readonly #o: Required<Omit<RefreshOptions, 'sleep' | 'random'>> & Pick<RefreshOptions, 'sleep' | 'random'>;
   /** Refresh grants sent upstream by this process (for tests and the bench). */
   grantsSent = 0;
 
   constructor(options: RefreshOptions) {
-    const { store: _unused, ...rest } = options;
-    this.#o = { attempts: 3, backoffMs: 200, ...rest };
+    this.#o = { attempts: 3, backoffMs: 200, ...options };
   }
 
   canRefresh(record: AccountRecord): boolean {

@@ -1,7 +1,7 @@
 import type { ClientRecord, ClientRegistry } from '../clients/registry.js';
 import type { Identity } from '../clients/policy.js';
 import type { AccountService } from '../store/accounts.js';
-import type { ApiKeyStore } from '../store/api-key-store.js';
+import type { ApiKeyService } from '../store/api-keys.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import type { OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult, LogoutResult } from '../protocol/ops.js';
@@ -43,7 +43,7 @@ export interface ProxyServices {
   clock: Clock;
   logger: Logger;
   accounts: AccountService;
-  apiKeys: ApiKeyStore;
+  apiKeys: ApiKeyService;
   clients: ClientRegistry;
   providers: ProviderCatalog;
   logins: LoginService;

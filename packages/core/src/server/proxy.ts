@@ -3,7 +3,6 @@
  * wire the services, listen, write the pid file. One proxy per socket.
  */
 import { promises as fs } from 'node:fs';
-import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { ClientRegistry } from '../clients/registry.js';
 import { ConfigSource } from '../config/config-file.js';
@@ -11,13 +10,15 @@ import { OAuthLogins } from '../flows/login-service.js';
 import type { FetchLike } from '../flows/oauth-provider.js';
 import { ProviderDirectory } from '../flows/providers.js';
 import { RefreshCoordinator } from '../flows/refresh.js';
-import { RenewalScheduler } from '../flows/renewal.js';
 import { AuditLog } from '../clients/audit-log.js';
 import { assertSocketPathFits, type CredproxyPaths } from '../paths.js';
 import { MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { AccountService } from '../store/accounts.js';
-import { ApiKeyStore } from '../store/api-key-store.js';
-import { FileTokenStore } from '../store/file-token-store.js';
+import { ApiKeyService } from '../store/api-keys.js';
+import { FileClientStore } from '../store/backends/file-clients.js';
+import { FileApiKeyStore } from '../store/backends/file-keys.js';
+import { FileTokenStore } from '../store/backends/file-tokens.js';
+import { RenewalScheduler } from '../store/renewal.js';
 import type { TokenStore } from '../store/token-store.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import { ensureDataDir, ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
@@ -132,11 +133,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     await writeFileAtomic(paths.pidFile, `${process.pid}\n`);
     await ensureDataDir(paths.dataDir);
     // Refuse a tokens/ or keys/ that others could write at start, not at the first read.
-    await ensureDataDir(path.join(paths.dataDir, 'tokens'));
-    await ensureDataDir(path.join(paths.dataDir, 'keys'));
-    const clients = new ClientRegistry(ClientRegistry.fileIn(paths.dataDir), clock);
+    await ensureDataDir(paths.tokensDir);
+    await ensureDataDir(paths.keysDir);
+    const clients = new ClientRegistry(new FileClientStore(paths.clientsFile), clock);
     await clients.load();
-    const store = options.tokenStore ?? new FileTokenStore(path.join(paths.dataDir, 'tokens'), { logger });
+    const store = options.tokenStore ?? new FileTokenStore(paths.tokensDir, { logger });
+    const apiKeys = new ApiKeyService({ store: new FileApiKeyStore(paths.keysDir), clock });
     const providers = new ProviderDirectory({
       config: new ConfigSource(paths.configFile),
       clock,
@@ -150,7 +152,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const logins = new OAuthLogins({ accounts, providers, clock, logger });
     const renewal = new RenewalScheduler({ accounts, clock, logger });
     const audit = new AuditLog({ file: paths.auditLog, clock });
-    closeOnFailure.push(() => logins.sessions.close(), () => renewal.close(), () => audit.close(), () => host?.closeAll());
+    closeOnFailure.push(() => logins.sessions.close(), () => renewal.close(), () => apiKeys.close(), () => audit.close(), () => host?.closeAll());
 
     let host: ListenerHost | undefined;
     let stopping: Promise<void> | undefined;
@@ -190,6 +192,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         listenerExpiry.clear();
         logins.sessions.close();
         renewal.close();
+        apiKeys.close();
         await host?.closeAll();
         // A refreshed token the disk refused so far gets one last write.
         await accounts.close();
@@ -209,7 +212,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       clock,
       logger,
       accounts,
-      apiKeys: new ApiKeyStore(path.join(paths.dataDir, 'keys')),
+      apiKeys,
       clients,
       providers,
       logins,

@@ -164,7 +164,7 @@ export class AccountService {
   readonly #store: TokenStore;
   readonly #clock: Clock;
   readonly #logger: Logger;
-  #refresher: TokenRefresher | undefined;
+  readonly #refresher: TokenRefresher | undefined;
   readonly #cache = new Map<string, AccountRecord>();
   /** The served view of each cached record, built once per record. */
   readonly #views = new WeakMap<AccountRecord, TokenView>();
@@ -190,18 +190,6 @@ export class AccountService {
     this.#retryBaseMs = options.retryBaseMs ?? WRITE_RETRY_BASE_MS;
     this.#retryMaxMs = options.retryMaxMs ?? WRITE_RETRY_MAX_MS;
     this.#random = options.random ?? Math.random;
-  }
-
-  /**
-   * The underlying store. Prefer withLock() and save(): a direct store.get() can miss a record
-   * that is held in memory because the disk refused it.
-   */
-  get store(): TokenStore {
-    return this.#store;
-  }
-
-  setRefresher(refresher: TokenRefresher): void {
-    this.#refresher = refresher;
   }
 
   /**
@@ -290,7 +278,7 @@ export class AccountService {
 
   /**
    * The hot path: a cached token that stays valid for `minValidSeconds` is answered synchronously,
-   * with no disk I/O, no timer and no AbortController. Undefined when getToken must do more.
+   * with no disk I/O, no timer and no AbortController. Undefined when loadToken() must do more.
    */
   cachedToken(key: AccountKey, minValidSeconds: number): TokenView | undefined {
     const k = cacheKey(key);
@@ -309,14 +297,10 @@ export class AccountService {
   }
 
   /**
-   * A token valid for at least `minValidSeconds`, refreshing first when needed and possible.
-   * Counts the request for get_bucket_stats. `signal` is read only if the token must be refreshed.
+   * What get_token does after cachedToken() missed: a token valid for at least `minValidSeconds`,
+   * loaded, refreshed first when needed and possible. Counts the request for get_bucket_stats.
+   * `signal` is read only if the token must be refreshed.
    */
-  async getToken(key: AccountKey, minValidSeconds: number, cancel?: { readonly signal: AbortSignal }): Promise<TokenView> {
-    return this.cachedToken(key, minValidSeconds) ?? this.loadToken(key, minValidSeconds, cancel);
-  }
-
-  /** The part of getToken after the cache missed: load, refresh when needed and possible. */
   async loadToken(key: AccountKey, minValidSeconds: number, cancel?: { readonly signal: AbortSignal }): Promise<TokenView> {
     let record = await this.load(key);
     if (!record) throw notLoggedIn(key.provider, key.bucket, ErrorCode.NOT_FOUND);
@@ -341,7 +325,7 @@ export class AccountService {
   }
 
   /**
-   * Refresh (refresh_token op, getToken when the token is too old, background renewal). One grant
+   * Refresh (refresh_token op, get_token when the token is too old, background renewal). One grant
    * per account at a time; at most one per MIN_REFRESH_INTERVAL_MS unless the token is near
    * expiry or `force` — within that window the token refreshed moments ago is the answer.
    */

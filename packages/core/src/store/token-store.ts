@@ -1,7 +1,12 @@
 /**
- * The token store contract. The file store is the default; encrypted-at-rest and shared (Redis)
- * stores are meant to be adapters of this same small interface.
+ * The token store: records of OAuth accounts, secrets included, under the storage contract of
+ * util/record-store.ts plus a per-account lock. The file store (backends/file-tokens.ts) is the
+ * default; backends/memory.ts is for tests. Only the account service (accounts.ts) reads and
+ * writes it.
  */
+import type { LockingRecordStore, Unlock } from '../util/record-store.js';
+
+export type { Unlock };
 
 /** What the proxy keeps for one account, secrets included. Expiry in unix seconds. */
 export interface StoredToken {
@@ -30,24 +35,11 @@ export interface AccountKey {
 }
 
 /**
- * Releases a lock taken with {@link TokenStore.lock}. It should not reject: a release that fails
- * is the store's to retry (with backoff, in the background) until the lock is gone, so a passing
- * fault such as EMFILE never leaves a stale lock behind.
+ * The token store. `put` is durable before it resolves; it may fail (EMFILE, ENOSPC, ...), and the
+ * account service then holds the record in memory and retries. `lock` is exclusive on one
+ * account across processes sharing the store, held for at most one refresh or login write.
  */
-export type Unlock = () => Promise<void>;
-
-export interface TokenStore {
-  get(key: AccountKey): Promise<AccountRecord | undefined>;
-  /**
-   * Durable before it resolves: a crash after this leaves the new record on disk. It may fail
-   * (EMFILE, ENOSPC, ...); the account service then holds the record in memory and retries.
-   */
-  put(record: AccountRecord): Promise<void>;
-  delete(key: AccountKey): Promise<boolean>;
-  list(): Promise<AccountKey[]>;
-  /** Exclusive lock on one account, across processes sharing the store. */
-  lock(key: AccountKey): Promise<Unlock>;
-}
+export type TokenStore = LockingRecordStore<AccountKey, AccountRecord>;
 
 /** Fields that are secret and never leave the proxy in a response. */
 export const SECRET_TOKEN_FIELDS: ReadonlySet<string> = new Set([

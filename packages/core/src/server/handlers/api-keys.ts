@@ -1,6 +1,7 @@
 import { assertKey, mayUseKey } from '../../clients/policy.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { assertName, assertString } from '../../protocol/validate.js';
+import type { KeyAnswer } from '../../store/api-keys.js';
 import type { Handler } from '../dispatch.js';
 import { noPayload } from './validators.js';
 
@@ -9,16 +10,22 @@ function keyName(p: Record<string, unknown>): { name: string } {
   return { name: p.name };
 }
 
+function found(name: string, answer: KeyAnswer | null): KeyAnswer {
+  if (answer === null) {
+    throw new ProxyError(ErrorCode.NOT_FOUND, `no API key named ${name} — add it with \`credproxy key set ${name}\``);
+  }
+  return answer;
+}
+
 const getApiKey: Handler<'get_api_key'> = {
   access: 'client',
   validate: keyName,
-  async run(p, { identity, services }) {
+  run(p, { identity, services }) {
     assertKey(identity, p.name);
-    const key = await services.apiKeys.get(p.name);
-    if (key === undefined) {
-      throw new ProxyError(ErrorCode.NOT_FOUND, `no API key named ${p.name} — add it with \`credproxy key set ${p.name}\``);
-    }
-    return { key };
+    // Synchronous when the key is in memory (like a cached get_token): no promise, no disk.
+    const cached = services.apiKeys.cached(p.name);
+    if (cached !== undefined) return found(p.name, cached);
+    return services.apiKeys.load(p.name).then((answer) => found(p.name, answer));
   },
 };
 
@@ -34,7 +41,7 @@ const hasApiKey: Handler<'has_api_key'> = {
   access: 'owner',
   validate: keyName,
   async run(p, { services }) {
-    return { exists: (await services.apiKeys.get(p.name)) !== undefined };
+    return { exists: (await services.apiKeys.load(p.name)) !== null };
   },
 };
 

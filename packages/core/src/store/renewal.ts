@@ -4,7 +4,7 @@
  * jitter, a few at a time — so a long-running agent never meets an expired token and many
  * accounts expiring together cause no storm.
  */
-import { effectiveExpiry, type AccountService } from '../store/accounts.js';
+import { effectiveExpiry, type AccountService } from './accounts.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
 import { ProxyError } from '../protocol/errors.js';

@@ -2,12 +2,12 @@ import { randomBytes } from 'node:crypto';
 import fsCallback, { promises as fs } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
-import { isName, isPlainObject } from '../protocol/validate.js';
-import { ensureDataDir, readFileIfExists, removeFile, writeFileAtomic } from '../util/fs-secure.js';
-import type { AccountKey, AccountRecord, TokenStore, Unlock } from './token-store.js';
-import { ErrorCode, ProxyError } from '../protocol/errors.js';
-import { silentLogger, type Logger } from '../util/logger.js';
-import { isRunning } from '../util/process.js';
+import { isName, isPlainObject } from '../../protocol/validate.js';
+import { ensureDataDir, readFileIfExists, removeFile, writeFileAtomic } from '../../util/fs-secure.js';
+import type { AccountKey, AccountRecord, TokenStore, Unlock } from '../token-store.js';
+import { ErrorCode, ProxyError } from '../../protocol/errors.js';
+import { silentLogger, type Logger } from '../../util/logger.js';
+import { isRunning } from '../../util/process.js';
 
 /** The lock directory holds one entry, `owner`: a symbolic link whose target is `<pid>.<nonce>`. */
 const OWNER = 'owner';

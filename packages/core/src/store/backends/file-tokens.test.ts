@@ -2,9 +2,9 @@ import fsCallback, { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LogFields, LogLevel, Logger } from '../util/logger.js';
-import { FileTokenStore, type LockFs } from './file-token-store.js';
-import type { AccountRecord } from './token-store.js';
+import type { LogFields, LogLevel, Logger } from '../../util/logger.js';
+import { FileTokenStore, type LockFs } from './file-tokens.js';
+import type { AccountRecord } from '../token-store.js';
 
 let dir: string;
 let tokens: string;
