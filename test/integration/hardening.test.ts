@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MAX_CONNECTIONS, ProxyClient } from '../../packages/core/src/index.js';
-import { DESCRIPTORS_RESERVED } from '../../packages/core/src/server/fd-limit.js';
+import { DESCRIPTORS_RESERVED } from '../../packages/core/src/util/fd-limit.js';
 import { RawClient } from '../support/raw-client.js';
 import { proxyLayout, removeTempDirs, tempDir } from '../support/temp.js';
 

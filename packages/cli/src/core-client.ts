@@ -15,5 +15,6 @@ export {
   UntrustedSocketError,
   defaultSocketPath,
   isRunning,
+  FLOW_TYPES,
 } from '@credproxy/core/client';
-export type { Op, OpPayload, OpResult, OAuthInitiateResult, OAuthPollResult } from '@credproxy/core/client';
+export type { FlowType, Op, OpPayload, OpResult, OAuthInitiateResult, OAuthPollResult } from '@credproxy/core/client';

@@ -2,7 +2,7 @@
  * The exit codes of SPEC §5, defined here and nowhere else, and the one mapping from an error to
  * an exit code.
  */
-import type { ErrorCode, Op } from './core-client.js';
+import type { ErrorCode, OAuthPollResult, Op } from './core-client.js';
 import { isErrorCode, ProxyError, ProxyUnavailableError, UntrustedSocketError } from './core-client.js';
 
 export const ExitCode = {
@@ -22,6 +22,13 @@ export const ExitCode = {
 } as const;
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
+
+/** A login session's state as an exit code: 0 complete, 3 pending, 4 denied/expired/failed/cancelled. */
+export function exitCodeForSession(status: OAuthPollResult['status']): ExitCode {
+  if (status === 'complete') return ExitCode.OK;
+  if (status === 'pending') return ExitCode.PENDING;
+  return ExitCode.FAILED;
+}
 
 /** Exit codes by the proxy's error code; anything not listed is a plain error (1). */
 const BY_ERROR_CODE: Partial<Record<ErrorCode, ExitCode>> = {

@@ -1,13 +1,10 @@
 /** Talking to the proxy from a command: where the socket is, connect, call, close. */
-import path from 'node:path';
 import { OpError } from './exit-codes.js';
-import { defaultSocketPath, ProxyClient, ProxyError, ProxyUnavailableError, type Op, type OpPayload, type OpResult } from './core-client.js';
+import { ProxyClient, ProxyError, ProxyUnavailableError, type Op, type OpPayload, type OpResult } from './core-client.js';
 import type { CliIO } from './output.js';
+import { socketPathFor } from './socket.js';
 
-/** `--socket` if given, else the default of SPEC §1 (the same rule as core's resolvePaths). */
-export function socketPathFor(socketOption: string | undefined, env: NodeJS.ProcessEnv): string {
-  return socketOption ? path.resolve(socketOption) : defaultSocketPath({ env });
-}
+export { pingSocket, socketPathFor } from './socket.js';
 
 /** An owner connection whose errors remember the op that answered them. */
 export interface ProxyConnection {
@@ -43,19 +40,6 @@ export async function requestOnce<O extends Op>(socketOption: string | undefined
   return ProxyClient.request({ socketPath: socketPathFor(socketOption, env) }, op, payload).catch((err: unknown) => {
     throw err instanceof ProxyError ? new OpError(op, err) : err;
   });
-}
-
-/** Whether a proxy answers `ping` on this socket; its ping data if so. */
-export async function pingSocket(socketPath: string, timeoutMs = 1_000): Promise<OpResult<'ping'> | undefined> {
-  let client: ProxyClient | undefined;
-  try {
-    client = await ProxyClient.connect({ socketPath, timeoutMs });
-    return await client.call('ping', {});
-  } catch {
-    return undefined;
-  } finally {
-    client?.close();
-  }
 }
 
 /**

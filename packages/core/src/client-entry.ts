@@ -5,6 +5,7 @@
  */
 export { ErrorCode, ProxyError, isErrorCode } from './protocol/errors.js';
 export type * from './protocol/ops.js';
+export { FLOW_TYPES } from './protocol/ops.js';
 export { ProxyClient, ProxyUnavailableError, UntrustedSocketError, checkSocketTrust } from './client/proxy-client.js';
 export type { ConnectOptions, CallOptions } from './client/proxy-client.js';
 export { defaultSocketPath } from './socket-path.js';

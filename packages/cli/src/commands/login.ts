@@ -5,14 +5,14 @@
  */
 import type { Command } from 'commander';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
-import type { OAuthInitiateResult, OAuthPollResult, OpPayload } from '../core-client.js';
-import { CliError, ExitCode, UsageError } from '../exit-codes.js';
+import { FLOW_TYPES, type FlowType, type OAuthInitiateResult, type OAuthPollResult, type OpPayload } from '../core-client.js';
+import { CliError, ExitCode, exitCodeForSession, UsageError } from '../exit-codes.js';
 import { type CliIO, accountLabel, formatExpiry, printJson } from '../output.js';
 import { connectOrStart, type ProxyConnection } from '../proxy.js';
 import { readPiped } from '../secret-input.js';
 
-export type FlowName = 'pkce_redirect' | 'device_code' | 'browser_redirect';
-const FLOWS: readonly FlowName[] = ['pkce_redirect', 'device_code', 'browser_redirect'];
+export type FlowName = FlowType;
+const FLOWS = FLOW_TYPES;
 
 export interface LoginOptions extends CommonOptions {
   provider: string;
@@ -154,13 +154,14 @@ export async function waitForSession(
 /** The message and exit code for a session that did not complete. */
 export function sessionFailure(result: OAuthPollResult, label: string): CliError {
   const why = result.error ? `: ${result.error}` : '';
+  const code = exitCodeForSession(result.status);
   switch (result.status) {
     case 'cancelled':
-      return new CliError(`login to ${label} was cancelled${why}`, ExitCode.FAILED);
+      return new CliError(`login to ${label} was cancelled${why}`, code);
     case 'pending':
-      return new CliError(`login to ${label} is still pending`, ExitCode.PENDING);
+      return new CliError(`login to ${label} is still pending`, code);
     default:
-      return new CliError(`login to ${label} ${result.status}${why} — run \`credproxy login ${label.split(':')[0]}\` to try again`, ExitCode.FAILED);
+      return new CliError(`login to ${label} ${result.status}${why} — run \`credproxy login ${label.split(':')[0]}\` to try again`, code);
   }
 }
 

@@ -12,7 +12,7 @@ import { type CommandContext, socketOption } from '../command-kit.js';
 import { CliError, ExitCode } from '../exit-codes.js';
 import type { CliIO } from '../output.js';
 import type { OpResult } from '../core-client.js';
-import { pingSocket, socketPathFor } from '../proxy.js';
+import { pingSocket, socketPathFor } from '../socket.js';
 import { capYoungGeneration } from '../young-generation.js';
 
 export interface ServeOptions {

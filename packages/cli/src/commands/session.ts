@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { parseSeconds } from '../args.js';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
 import type { OAuthPollResult, OpPayload } from '../core-client.js';
-import { ExitCode } from '../exit-codes.js';
+import { ExitCode, exitCodeForSession } from '../exit-codes.js';
 import { type CliIO, accountLabel, formatExpiry, printResult } from '../output.js';
 import { connectOrStart, withProxy } from '../proxy.js';
 import { assertFlow, sessionFailure, waitForSession } from './login.js';
@@ -43,13 +43,6 @@ export interface SessionStatusOptions extends CommonOptions {
   id: string;
   wait?: boolean;
   timeout?: string;
-}
-
-/** Exit code for a session state (SPEC §5). */
-export function exitCodeForStatus(status: OAuthPollResult['status']): number {
-  if (status === 'complete') return ExitCode.OK;
-  if (status === 'pending') return ExitCode.PENDING;
-  return ExitCode.FAILED;
 }
 
 export function formatPoll(d: OAuthPollResult): string {
@@ -89,7 +82,7 @@ export async function handleSessionStatus(options: SessionStatusOptions, io: Cli
     if (!options.json && result.status !== 'complete' && result.status !== 'pending') {
       io.stderr.write(`credproxy: ${sessionFailure(result, 'the provider').message}\n`);
     }
-    return exitCodeForStatus(result.status);
+    return exitCodeForSession(result.status);
   });
 }
 

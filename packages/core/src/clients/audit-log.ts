@@ -34,6 +34,44 @@ export function capAuditString(value: string): string {
 
 export type AuditRecord = Record<string, string | number | boolean | undefined>;
 
+/** A connect or handshake line (and, through {@link AuditSink.op}, an op line). */
+export interface AuditEvent {
+  event: 'connect' | 'handshake' | 'op';
+  client: string;
+  op: string;
+  outcome: 'ok' | string;
+  provider?: string;
+  bucket?: string;
+  ms?: number;
+  /** The peer's pid and uid as the kernel reported them at connect(). */
+  pid?: number;
+  uid?: number;
+}
+
+/**
+ * Where the server's audit lines go: the one sink type of every listener. `op` takes an op line
+ * as arguments, without an event object (the get_token hot path).
+ */
+export interface AuditSink {
+  record(event: AuditEvent): void;
+  op(client: string, op: string, outcome: string, provider: string | undefined, bucket: string | undefined, ms: number | undefined, pid: number | undefined): void;
+}
+
+/** A sink that hands every line to `fn` as an event object (tests, custom auditing). */
+export function auditSinkOf(fn: (event: AuditEvent) => void): AuditSink {
+  return {
+    record: fn,
+    op(client, op, outcome, provider, bucket, ms, pid) {
+      const event: AuditEvent = { event: 'op', client, op, outcome };
+      if (provider !== undefined) event.provider = provider;
+      if (bucket !== undefined) event.bucket = bucket;
+      if (ms !== undefined) event.ms = ms;
+      if (pid !== undefined) event.pid = pid;
+      fn(event);
+    },
+  };
+}
+
 export interface AuditLogOptions {
   file: string;
   clock: Clock;
@@ -42,7 +80,7 @@ export interface AuditLogOptions {
   keep?: number;
 }
 
-export class AuditLog {
+export class AuditLog implements AuditSink {
   readonly #o: Required<AuditLogOptions>;
   /**
    * Lines are encoded into this buffer as they come, so no line string outlives its op: queued

@@ -7,17 +7,27 @@ import { identityName, type Identity } from '../clients/policy.js';
 import type { ClientRecord } from '../clients/registry.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { LogoutResult, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
-import type { LoginService } from '../server/context.js';
-import { readOpenFilesLimit } from '../server/fd-limit.js';
+import { readOpenFilesLimit } from '../util/fd-limit.js';
 import { defaultLoginLimits, newSessionId, OWNER_SESSION_KEY, type LoginLimits, type Session, SessionStore, type StoredInitiate } from '../sessions/session-store.js';
 import { notLoggedIn, type AccountService } from '../store/accounts.js';
 import type { AccountKey, StoredToken } from '../store/token-store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import type { FlowOutcome } from './flow.js';
+import type { FlowOutcome, LoginFlow } from './flow.js';
 import { describeUpstream } from './oauth-provider.js';
 import type { ProviderDirectory } from './providers.js';
 import { FlowRegistry } from './registry.js';
+
+/** Logins (SPEC §3) as the server's handlers use them. */
+export interface LoginService {
+  initiate(identity: Identity, key: AccountKey, payload: OAuthInitiatePayload): Promise<OAuthInitiateResult>;
+  exchange(identity: Identity, sessionId: string, code: string): Promise<OAuthExchangeResult>;
+  poll(identity: Identity, sessionId: string): OAuthPollResult;
+  cancel(identity: Identity, sessionId: string): OAuthCancelResult;
+  logout(key: AccountKey, revoke: boolean): Promise<LogoutResult>;
+  /** End the pending logins of a client registration (it was removed); how many ended. */
+  endSessionsOf(client: ClientRecord): number;
+}
 
 export interface OAuthLoginsOptions {
   accounts: AccountService;
@@ -25,7 +35,7 @@ export interface OAuthLoginsOptions {
   clock: Clock;
   logger: Logger;
   registry?: FlowRegistry;
-  sessions?: SessionStore;
+  sessions?: SessionStore<LoginFlow>;
   /** Caps on pending logins; defaults from defaultLoginLimits() and the open-files limit. */
   limits?: Partial<LoginLimits>;
 }
@@ -46,12 +56,12 @@ function clientSessionKey(client: ClientRecord): string {
 export class OAuthLogins implements LoginService {
   readonly #o: OAuthLoginsOptions;
   readonly #registry: FlowRegistry;
-  readonly sessions: SessionStore;
+  readonly sessions: SessionStore<LoginFlow>;
 
   constructor(options: OAuthLoginsOptions) {
     this.#o = options;
     this.#registry = options.registry ?? new FlowRegistry();
-    this.sessions = options.sessions ?? new SessionStore({
+    this.sessions = options.sessions ?? new SessionStore<LoginFlow>({
       clock: options.clock,
       maxSessions: 10_000,
       limits: { ...defaultLoginLimits(readOpenFilesLimit()), ...options.limits },
@@ -130,7 +140,7 @@ export class OAuthLogins implements LoginService {
       const { auth_url: _dropped, ...rest } = initiated;
       kept = rest;
     }
-    const session: Session = {
+    const session: Session<LoginFlow> = {
       id: initiated.session_id,
       owner,
       provider: key.provider,
@@ -154,7 +164,7 @@ export class OAuthLogins implements LoginService {
     return initiated;
   }
 
-  async #onOutcome(session: Session, outcome: FlowOutcome): Promise<void> {
+  async #onOutcome(session: Session<LoginFlow>, outcome: FlowOutcome): Promise<void> {
     if (session.status !== 'pending') return;
     if (outcome.status === 'complete') {
       session.exchanging = true;
@@ -170,7 +180,7 @@ export class OAuthLogins implements LoginService {
     this.#o.logger.log('info', 'login ended', { provider: session.provider, bucket: session.bucket, status: outcome.status });
   }
 
-  async #save(session: Session, token: StoredToken): Promise<void> {
+  async #save(session: Session<LoginFlow>, token: StoredToken): Promise<void> {
     const key = { provider: session.provider, bucket: session.bucket };
     const accounts = this.#o.accounts;
     await accounts.withLock(key, () => accounts.save({ ...key, token, updated_at: this.#o.clock.now() }));

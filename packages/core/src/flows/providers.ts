@@ -2,10 +2,14 @@
  * Configured providers as OAuthProvider objects, rebuilt when the config file changes.
  */
 import type { ConfigSource, CredproxyConfig } from '../config/config-file.js';
-import type { ProviderCatalog } from '../server/context.js';
 import type { Clock } from '../util/clock.js';
 import { providerNotConfigured } from './errors.js';
 import { type FetchLike, OAuthProvider } from './oauth-provider.js';
+
+/** Providers known to the proxy (from the config file). */
+export interface ProviderCatalog {
+  names(): Promise<string[]>;
+}
 
 export interface ProviderDirectoryDeps {
   config: ConfigSource;

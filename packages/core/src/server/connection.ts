@@ -2,35 +2,25 @@
  * One client connection: frames in, answers out. The order of checks follows ssh-agent: frame
  * size → decode → envelope → handshake gate → look up handler → access gate → in-flight limits →
  * validate → run. An unknown op gets an error and the connection stays open.
+ *
+ * The envelope is read by protocol/envelope.ts, the handshake negotiated by handshake.ts, and
+ * ops run by op-runner.ts; this class holds the socket, the timers and the order of the checks.
  */
 import type { Socket } from 'node:net';
+import { type AuditSink, capAuditString } from '../clients/audit-log.js';
 import { type Identity, identityName } from '../clients/policy.js';
-import { capAuditString } from '../clients/audit-log.js';
 import type { ClientRecord } from '../clients/registry.js';
-import { encodeFrame, encodeOkFrame, FrameDecoder, FrozenJson } from '../protocol/codec.js';
+import { encodeFrame, FrameDecoder, FrozenJson } from '../protocol/codec.js';
+import { checkRequestEnvelope, isEnvelopeError, readEnvelope } from '../protocol/envelope.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
-import { GET_TOKEN_DEADLINE_MS, HANDSHAKE_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME_BYTES, PROTOCOL_VERSION } from '../protocol/limits.js';
+import { HANDSHAKE_TIMEOUT_MS, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { isPlainObject } from '../protocol/validate.js';
-import type { PeerInfo, ProxyServices, RequestContext } from './context.js';
-import { ALL_OPS, CLIENT_OPS, findHandler, type DispatchedOp, type Handler } from './dispatch.js';
+import type { PeerInfo, ProxyServices } from './context.js';
+import { ALL_OPS, findHandler, type DispatchedOp } from './dispatch.js';
+import { type AdmitIdentity, alreadyHandshaken, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
+import { OpRunner } from './op-runner.js';
 
-/** Where a connection came in, and who may use it. */
-export interface ListenerBinding {
-  kind: 'owner' | 'client';
-  /** For a client listener: the only client allowed on it. */
-  clientName?: string;
-}
-
-/**
- * Decides whether an authenticated identity may keep this connection (connection caps); returns
- * the refusal, or undefined to admit it. Called once, after a successful handshake.
- */
-export type AdmitIdentity = (identity: Identity) => ProxyError | undefined;
-
-/** Decides a presented capability token; throws RATE_LIMITED/UNAUTHORIZED. */
-export interface HandshakeGate {
-  authenticate(binding: ListenerBinding, peer: PeerInfo, token: string | undefined): Identity;
-}
+export type { AdmitIdentity, HandshakeGate, ListenerBinding } from './handshake.js';
 
 export interface ConnectionOptions {
   socket: Socket;
@@ -46,36 +36,9 @@ export interface ConnectionOptions {
   /** A client connection with nothing in flight and no frame for this long is closed; 0: never. */
   clientIdleTimeoutMs?: number;
   admit?: AdmitIdentity;
-  onAudit?: (event: AuditEvent) => void;
-  /** The op events of onAudit as arguments, without an event object (the get_token hot path). */
-  onOpAudit?: OpAuditSink;
+  audit?: AuditSink;
   /** Shared by a listener's connections, so a cached token is serialized once for all. */
   json?: FrozenJson;
-}
-
-export type OpAuditSink = (client: string, op: string, outcome: string, provider: string | undefined, bucket: string | undefined, ms: number | undefined, pid: number | undefined) => void;
-
-export interface AuditEvent {
-  event: 'connect' | 'handshake' | 'op';
-  client: string;
-  op: string;
-  outcome: 'ok' | string;
-  provider?: string;
-  bucket?: string;
-  ms?: number;
-  /** The peer's pid and uid as the kernel reported them at connect(). */
-  pid?: number;
-  uid?: number;
-}
-
-/**
- * A peer-supplied value for an error message. Never String() or `${}` it: an object like
- * {"toString":1} from JSON.parse makes those throw.
- */
-function describe(value: unknown): string {
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
-  if (typeof value === 'string') return JSON.stringify(value.slice(0, 32));
-  return Array.isArray(value) ? '<array>' : '<object>';
 }
 
 /** Stop reading from a peer that does not read our answers. */
@@ -83,59 +46,20 @@ const MAX_UNREAD_OUTPUT_BYTES = 16 * 1024 * 1024;
 /** setTimeout's longest delay; a longer wait is done in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-class InFlight {
-  #controller: AbortController | undefined;
-  cancelled = false;
-  constructor(readonly id: string) {}
-  get signal(): AbortSignal {
-    this.#controller ??= new AbortController();
-    return this.#controller.signal;
-  }
-  abort(reason: ProxyError): void {
-    this.#controller?.abort(reason);
-  }
-}
-
-/**
- * What a handler sees. Its InFlight (and AbortController) is made only when the handler reads
- * `signal` or answers asynchronously: a cached token is answered without either.
- */
-class Context implements RequestContext {
-  #req: InFlight | undefined;
-  constructor(
-    readonly identity: Identity,
-    readonly services: ProxyServices,
-    readonly peer: PeerInfo,
-    readonly listenerPath: string,
-    readonly id: string,
-  ) {}
-
-  get signal(): AbortSignal {
-    return this.inFlight().signal;
-  }
-
-  inFlight(): InFlight {
-    return (this.#req ??= new InFlight(this.id));
-  }
-}
-
 export class Connection {
   readonly #socket: Socket;
   readonly #binding: ListenerBinding;
   readonly #peer: PeerInfo;
   readonly #services: ProxyServices;
   readonly #gate: HandshakeGate;
-  readonly #socketPath: string;
   readonly #admit: AdmitIdentity | undefined;
   readonly #clientIdleTimeoutMs: number;
   readonly #decoder: FrameDecoder;
   readonly #maxFrameBytes: number;
   readonly #partialTimeoutMs: number;
-  readonly #onAudit: ((event: AuditEvent) => void) | undefined;
-  readonly #onOpAudit: OpAuditSink | undefined;
-  readonly #json: FrozenJson;
+  readonly #audit: AuditSink | undefined;
+  readonly #ops: OpRunner;
   #identity: Identity | undefined;
-  readonly #inFlight = new Map<string, InFlight>();
   #partialTimer: NodeJS.Timeout | undefined;
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** Client connections only: closes the connection after a quiet spell (refreshed per chunk). */
@@ -150,16 +74,24 @@ export class Connection {
     this.#peer = options.peer;
     this.#services = options.services;
     this.#gate = options.gate;
-    this.#socketPath = options.socketPath;
     this.#admit = options.admit;
     this.#clientIdleTimeoutMs = options.clientIdleTimeoutMs ?? 0;
     this.#maxFrameBytes = options.maxFrameBytes;
     // A peer that has not proven who it is cannot make us buffer more than a handshake needs.
     this.#decoder = new FrameDecoder(Math.min(options.maxFrameBytes, PRE_HANDSHAKE_MAX_FRAME_BYTES), ' before the handshake — send the handshake first');
     this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
-    this.#onAudit = options.onAudit;
-    this.#onOpAudit = options.onOpAudit;
-    this.#json = options.json ?? new FrozenJson();
+    this.#audit = options.audit;
+    this.#ops = new OpRunner({
+      services: options.services,
+      peer: options.peer,
+      listenerPath: options.socketPath,
+      maxFrameBytes: options.maxFrameBytes,
+      json: options.json ?? new FrozenJson(),
+      send: (frame) => this.#send(frame),
+      write: (bytes) => this.#write(bytes),
+      writable: () => !this.#socket.destroyed && this.#socket.writable,
+      audit: (op, outcome, scope, ms) => this.#auditOp(op, outcome, scope, ms),
+    });
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     this.#socket.on('close', () => this.#onClose());
     this.#socket.on('error', () => undefined);
@@ -248,12 +180,7 @@ export class Connection {
     clearTimeout(this.#handshakeTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#expiryTimer);
-    const reason = new ProxyError(ErrorCode.CANCELLED, 'connection closed');
-    for (const req of this.#inFlight.values()) {
-      req.cancelled = true;
-      req.abort(reason);
-    }
-    this.#inFlight.clear();
+    this.#ops.abortAll();
   }
 
   #send(frame: object): void {
@@ -276,131 +203,89 @@ export class Connection {
     }
   }
 
+  #refuse(error: ProxyError, id: string | null): void {
+    this.#send(toErrorFrame(error, id));
+  }
+
   #onFrame(value: unknown): void {
-    if (!isPlainObject(value)) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'a frame must hold a JSON object {v, id, op, payload}'), null));
+    const envelope = readEnvelope(value);
+    if (isEnvelopeError(envelope)) {
+      this.#refuse(envelope.error, envelope.id);
       return;
     }
-    const rawId = value.id;
-    const id = typeof rawId === 'string' ? rawId : null;
-    const op = value.op;
-    if (typeof op !== 'string' || op.length === 0) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'missing "op": every request is {v, id, op, payload}'), id));
-      return;
-    }
-    const payload = value.payload === undefined ? {} : value.payload;
-    if (!isPlainObject(payload)) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, '"payload" must be a JSON object'), id));
-      return;
-    }
+    const { op, payload } = envelope;
     if (op === 'handshake') {
-      this.#handshake(rawId, payload);
+      this.#handshake(envelope.rawId, payload);
       return;
     }
-    if (!this.#identity) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'handshake first: the first frame must be {"v":2,"op":"handshake","payload":{"minVersion":1,"maxVersion":2}}'), id));
+    const identity = this.#identity;
+    if (!identity) {
+      this.#refuse(new ProxyError(ErrorCode.INVALID_REQUEST, 'handshake first: the first frame must be {"v":2,"op":"handshake","payload":{"minVersion":1,"maxVersion":2}}'), envelope.id);
       return;
     }
-    if (value.v !== PROTOCOL_VERSION) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNKNOWN_VERSION, `this proxy speaks protocol v${PROTOCOL_VERSION}; the request said v${describe(value.v)}`), id));
+    const bad = checkRequestEnvelope(envelope);
+    if (bad) {
+      this.#refuse(bad.error, bad.id);
       return;
     }
-    if (id === null || id.length === 0 || id.length > 256) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, '"id" must be a non-empty string of at most 256 characters'), null));
-      return;
-    }
-    if (this.#identity.kind === 'client' && this.#services.clients.isExpired(this.#identity.client)) {
+    const id = envelope.id!;
+    if (identity.kind === 'client' && this.#services.clients.isExpired(identity.client)) {
       // The TTL holds for open connections too, not only at the handshake (the expiry timer
       // closes them; this covers a clock that jumped). The op name is the peer's: capped.
-      this.#audit(capAuditString(op), 'UNAUTHORIZED');
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNAUTHORIZED, `client ${this.#identity.client.name} has expired — ask the owner for a new one (\`credproxy client add\`)`), id));
+      this.#auditOp(capAuditString(op), ErrorCode.UNAUTHORIZED);
+      this.#refuse(new ProxyError(ErrorCode.UNAUTHORIZED, `client ${identity.client.name} has expired — ask the owner for a new one (\`credproxy client add\`)`), id);
       this.#closeAfterAnswer();
       return;
     }
     if (op === 'cancel') {
-      this.#cancel(id, payload);
+      this.#ops.cancel(id, payload);
       return;
     }
     const handler = findHandler(op);
     if (!handler) {
-      this.#audit(capAuditString(op), ErrorCode.UNKNOWN_OP);
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.UNKNOWN_OP, `unknown op "${op.slice(0, 64)}" — this proxy knows: ${ALL_OPS.join(', ')}`), id));
+      this.#auditOp(capAuditString(op), ErrorCode.UNKNOWN_OP);
+      this.#refuse(new ProxyError(ErrorCode.UNKNOWN_OP, `unknown op "${op.slice(0, 64)}" — this proxy knows: ${ALL_OPS.join(', ')}`), id);
       return;
     }
-    if (handler.access === 'owner' && this.#identity.kind !== 'owner') {
-      this.#audit(op, 'FORBIDDEN');
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.FORBIDDEN, `${op} is for the owner only`), id));
+    if (handler.access === 'owner' && identity.kind !== 'owner') {
+      this.#auditOp(op, ErrorCode.FORBIDDEN);
+      this.#refuse(new ProxyError(ErrorCode.FORBIDDEN, `${op} is for the owner only`), id);
       return;
     }
-    if (this.#inFlight.has(id)) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, `a request with id "${id.slice(0, 64)}" is already in flight — use a fresh id per request`), id));
+    const refusal = this.#ops.refusal(id);
+    if (refusal) {
+      this.#refuse(refusal, id);
       return;
     }
-    if (this.#inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `at most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight on one connection — wait for answers or open another connection`), id));
-      return;
-    }
-    this.#run(id, op as DispatchedOp, handler, payload, this.#identity);
+    this.#ops.run(id, op as DispatchedOp, handler, payload, identity);
   }
 
   #handshake(rawId: unknown, payload: Record<string, unknown>): void {
-    const echo = typeof rawId === 'string' ? rawId : undefined;
-    const reply = (frame: Record<string, unknown>): void => {
-      if (echo !== undefined) frame.id = echo;
-      this.#send(frame);
-    };
-    const fail = (err: ProxyError): void => {
-      const frame: Record<string, unknown> = { ...toErrorFrame(err, echo ?? null) };
-      if (echo === undefined) delete frame.id;
-      this.#send(frame);
-    };
     if (this.#identity) {
-      fail(new ProxyError(ErrorCode.INVALID_REQUEST, 'this connection has already completed its handshake'));
+      this.#send(handshakeAnswerFrame(rawId, { ok: false, error: alreadyHandshaken() }));
       return;
     }
-    const min = payload.minVersion ?? PROTOCOL_VERSION;
-    const max = payload.maxVersion ?? PROTOCOL_VERSION;
-    if (typeof min !== 'number' || typeof max !== 'number' || !(min <= PROTOCOL_VERSION && PROTOCOL_VERSION <= max)) {
-      this.#auditHandshake('UNKNOWN_VERSION');
-      fail(new ProxyError(ErrorCode.UNKNOWN_VERSION, `this proxy speaks protocol v${PROTOCOL_VERSION}; the client offered v${describe(min)}..v${describe(max)} — upgrade the client or the proxy`));
+    const outcome = negotiateHandshake({
+      payload,
+      binding: this.#binding,
+      peer: this.#peer,
+      gate: this.#gate,
+      admit: this.#admit,
+      serverVersion: this.#services.version,
+    });
+    if (!outcome.ok) {
+      if (outcome.audit) this.#auditHandshake(outcome.audit.outcome, outcome.audit.client);
+      this.#send(handshakeAnswerFrame(rawId, outcome));
+      if (outcome.close) this.#closeAfterAnswer();
       return;
     }
-    const token = payload.capabilityToken;
-    if (token !== undefined && typeof token !== 'string') {
-      fail(new ProxyError(ErrorCode.INVALID_REQUEST, 'capabilityToken must be a string of 64 lowercase hex characters'));
-      return;
-    }
-    let identity: Identity;
-    try {
-      identity = this.#gate.authenticate(this.#binding, this.#peer, token);
-    } catch (err) {
-      const proxyErr = err instanceof ProxyError ? err : new ProxyError(ErrorCode.INTERNAL_ERROR, 'handshake failed');
-      this.#auditHandshake(proxyErr.code);
-      fail(proxyErr);
-      return;
-    }
-    const refusal = this.#admit?.(identity);
-    if (refusal) {
-      this.#auditHandshake(refusal.code, identityName(identity));
-      fail(refusal);
-      this.#closeAfterAnswer();
-      return;
-    }
+    const { identity } = outcome;
     this.#identity = identity;
     clearTimeout(this.#handshakeTimer);
     this.#decoder.setMaxFrameBytes(this.#maxFrameBytes);
     if (identity.kind === 'client') this.#armClientTimers(identity.client);
-    this.#auditHandshake('ok');
-    reply({
-      v: PROTOCOL_VERSION,
-      ok: true,
-      data: {
-        version: PROTOCOL_VERSION,
-        server: `credproxy/${this.#services.version}`,
-        client: identityName(identity),
-        ops: [...(identity.kind === 'owner' ? ALL_OPS : CLIENT_OPS)],
-      },
-    });
+    this.#auditHandshake('ok', identityName(identity));
+    this.#send(handshakeAnswerFrame(rawId, outcome));
   }
 
   /**
@@ -411,7 +296,7 @@ export class Connection {
   #armClientTimers(client: ClientRecord): void {
     if (this.#clientIdleTimeoutMs > 0) {
       this.#idleTimer = setTimeout(() => {
-        if (this.#inFlight.size > 0) {
+        if (this.#ops.size > 0) {
           this.#idleTimer?.refresh();
           return;
         }
@@ -437,117 +322,17 @@ export class Connection {
     arm();
   }
 
-  #cancel(id: string, payload: Record<string, unknown>): void {
-    const targetId = payload.targetId;
-    if (typeof targetId !== 'string') {
-      this.#send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'cancel needs payload.targetId: the id of a request in flight on this connection'), id));
-      return;
-    }
-    const target = this.#inFlight.get(targetId);
-    if (target && !target.cancelled) {
-      target.cancelled = true;
-      this.#inFlight.delete(targetId);
-      const reason = new ProxyError(ErrorCode.CANCELLED, `request ${targetId.slice(0, 64)} was cancelled by the client`);
-      target.abort(reason);
-      this.#send(toErrorFrame(reason, targetId));
-      this.#send({ v: PROTOCOL_VERSION, id, ok: true, data: { cancelled: true } });
-    } else {
-      this.#send({ v: PROTOCOL_VERSION, id, ok: true, data: { cancelled: false } });
-    }
-  }
-
-  #run(id: string, op: DispatchedOp, handler: Handler<DispatchedOp>, raw: Record<string, unknown>, identity: Identity): void {
-    const started = performance.now();
-    const ctx = new Context(identity, this.#services, this.#peer, this.#socketPath, id);
-    let validated: ReturnType<Handler<DispatchedOp>['validate']>;
-    try {
-      validated = handler.validate(raw);
-    } catch (err) {
-      this.#answerError(err, op, id, undefined, started);
-      return;
-    }
-    const scope = validated as { provider?: string; bucket?: string };
-    let result: unknown;
-    try {
-      result = handler.run(validated as never, ctx);
-    } catch (err) {
-      this.#answerError(err, op, id, scope, started);
-      return;
-    }
-    if (!(result instanceof Promise)) {
-      this.#answerOk(id, op, result, scope, started);
-      return;
-    }
-    const inFlight = ctx.inFlight();
-    this.#inFlight.set(id, inFlight);
-    let deadline: NodeJS.Timeout | undefined;
-    const settled = (): boolean => {
-      if (deadline) clearTimeout(deadline);
-      if (inFlight.cancelled) return false;
-      this.#inFlight.delete(id);
-      return true;
-    };
-    if (handler.slow) {
-      deadline = setTimeout(() => {
-        const err = new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${op} did not finish within ${GET_TOKEN_DEADLINE_MS / 1000} s — the provider is slow or unreachable; try again`);
-        inFlight.abort(err);
-        if (settled()) this.#answerError(err, op, id, scope, started);
-        inFlight.cancelled = true;
-      }, GET_TOKEN_DEADLINE_MS);
-      deadline.unref();
-    }
-    result.then(
-      (data) => {
-        if (settled()) this.#answerOk(id, op, data, scope, started);
-      },
-      (err: unknown) => {
-        if (settled()) this.#answerError(err, op, id, scope, started);
-      },
-    );
-  }
-
-  #answerOk(id: string, op: string, data: unknown, scope: { provider?: string; bucket?: string }, started: number): void {
-    this.#audit(op, 'ok', scope, performance.now() - started);
-    if (this.#socket.destroyed || !this.#socket.writable) return;
-    let bytes: Buffer;
-    try {
-      bytes = encodeOkFrame(id, data, this.#maxFrameBytes, this.#json);
-    } catch (err) {
-      bytes = encodeFrame(toErrorFrame(err, id));
-    }
-    this.#write(bytes);
-  }
-
-  #answerError(err: unknown, op: string, id: string, scope: { provider?: string; bucket?: string } | undefined, started: number): void {
-    if (!(err instanceof ProxyError) || err.code === ErrorCode.INTERNAL_ERROR) {
-      this.#services.logger.log('error', `op ${op} failed: ${err instanceof Error ? (err.stack ?? err.message) : `a thrown ${typeof err}`}`);
-    }
-    this.#audit(op, err instanceof ProxyError ? err.code : ErrorCode.INTERNAL_ERROR, scope, performance.now() - started);
-    this.#send(toErrorFrame(err, id));
-  }
-
-  #audit(op: string, outcome: string, scope?: { provider?: string; bucket?: string }, ms?: number): void {
+  #auditOp(op: string, outcome: string, scope?: { provider?: string; bucket?: string }, ms?: number): void {
+    if (!this.#audit) return;
     const client = this.#identity ? identityName(this.#identity) : 'none';
     const rounded = ms === undefined ? undefined : Math.round(ms * 100) / 100;
-    if (this.#onOpAudit) {
-      this.#onOpAudit(client, op, outcome, scope?.provider, scope?.bucket, rounded, this.#peer.pid);
-      return;
-    }
-    if (!this.#onAudit) return;
-    const event: AuditEvent = { event: 'op', client, op, outcome };
-    if (scope?.provider !== undefined) event.provider = scope.provider;
-    if (scope?.bucket !== undefined) event.bucket = scope.bucket;
-    if (rounded !== undefined) event.ms = rounded;
-    if (this.#peer.pid !== undefined) event.pid = this.#peer.pid;
-    this.#onAudit(event);
+    this.#audit.op(client, op, outcome, scope?.provider, scope?.bucket, rounded, this.#peer.pid);
   }
 
-  #auditHandshake(outcome: string, client = this.#identity ? identityName(this.#identity) : 'none'): void {
-    if (!this.#onAudit) return;
-    const event: AuditEvent = { event: 'handshake', client, op: 'handshake', outcome };
-    if (this.#peer.pid !== undefined) event.pid = this.#peer.pid;
-    this.#onAudit(event);
+  #auditHandshake(outcome: string, client: string): void {
+    if (!this.#audit) return;
+    this.#audit.record(this.#peer.pid !== undefined
+      ? { event: 'handshake', client, op: 'handshake', outcome, pid: this.#peer.pid }
+      : { event: 'handshake', client, op: 'handshake', outcome });
   }
-
 }
-

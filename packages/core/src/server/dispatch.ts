@@ -2,27 +2,14 @@
  * The op table. Every op except `handshake` and `cancel` (which act on the connection itself)
  * has exactly one handler here; a missing one is a compile error.
  */
-import type { Op, OpPayload, OpResult } from '../protocol/ops.js';
-import type { RequestContext } from './context.js';
+import type { Handler, DispatchedOp, HandlerTable } from './handler.js';
 import { apiKeyHandlers } from './handlers/api-keys.js';
 import { clientHandlers } from './handlers/clients.js';
 import { controlHandlers } from './handlers/control.js';
 import { oauthHandlers } from './handlers/oauth.js';
 import { tokenHandlers } from './handlers/tokens.js';
 
-export type DispatchedOp = Exclude<Op, 'handshake' | 'cancel'>;
-
-export interface Handler<O extends DispatchedOp> {
-  /** `owner`: the owner only. `client`: the owner and clients (scope is checked in run). */
-  access: 'owner' | 'client';
-  /** Check and normalise the payload as it enters; throws INVALID_REQUEST naming the field. */
-  validate(payload: Record<string, unknown>): OpPayload<O>;
-  run(payload: OpPayload<O>, ctx: RequestContext): Promise<OpResult<O>> | OpResult<O>;
-  /** May run long or go upstream: give it an AbortSignal and a deadline. */
-  slow?: boolean;
-}
-
-export type HandlerTable = { [O in DispatchedOp]: Handler<O> };
+export type { DispatchedOp, Handler, HandlerTable } from './handler.js';
 
 export const handlers: HandlerTable = {
   ...controlHandlers,

@@ -10,7 +10,7 @@ import type { ClientRegistry } from '../clients/registry.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
-import type { HandshakeGate, ListenerBinding } from './connection.js';
+import type { HandshakeGate, ListenerBinding } from './handshake.js';
 import type { PeerInfo } from './context.js';
 
 export const HANDSHAKE_FAILURES_PER_MINUTE = 10;

@@ -9,7 +9,8 @@ import type { Identity } from '../clients/policy.js';
 import { CLIENT_IDLE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
-import { Connection, type AuditEvent, type HandshakeGate, type ListenerBinding, type OpAuditSink } from './connection.js';
+import type { AuditEvent, AuditSink } from '../clients/audit-log.js';
+import { Connection, type HandshakeGate, type ListenerBinding } from './connection.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import type { PeerCredentialReader } from './peer-credentials.js';
 
@@ -25,9 +26,8 @@ export interface ListenerHostOptions {
   clientIdleTimeoutMs?: number;
   partialFrameTimeoutMs?: number;
   handshakeTimeoutMs?: number;
-  onAudit?: (event: AuditEvent) => void;
-  /** Op events without an event object; when given, op events go here rather than to onAudit. */
-  onOpAudit?: OpAuditSink;
+  /** Where connect, handshake and op lines go. */
+  audit?: AuditSink;
 }
 
 interface Listener {
@@ -136,7 +136,7 @@ export class ListenerHost {
       peer = {};
     }
     this.#connectionCount += 1;
-    const onAudit = this.#options.onAudit;
+    const audit = this.#options.audit;
     const connection = new Connection({
       socket,
       binding: listener.binding,
@@ -149,15 +149,14 @@ export class ListenerHost {
       maxFrameBytes: this.#options.maxFrameBytes ?? MAX_FRAME_BYTES,
       ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
       ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
-      ...(onAudit ? { onAudit } : {}),
-      ...(this.#options.onOpAudit ? { onOpAudit: this.#options.onOpAudit } : {}),
+      ...(audit ? { audit } : {}),
       json: this.#json,
     });
-    if (onAudit) {
+    if (audit) {
       const event: AuditEvent = { event: 'connect', client: listener.binding.clientName ?? 'none', op: 'connect', outcome: 'ok' };
       if (peer.pid !== undefined) event.pid = peer.pid;
       if (peer.uid !== undefined) event.uid = peer.uid;
-      onAudit(event);
+      audit.record(event);
     }
     listener.connections.add(connection);
     socket.once('close', () => {

@@ -10,7 +10,7 @@ import { OAuthLogins } from '../flows/login-service.js';
 import type { FetchLike } from '../flows/oauth-provider.js';
 import { ProviderDirectory } from '../flows/providers.js';
 import { RefreshCoordinator } from '../flows/refresh.js';
-import { AuditLog } from '../clients/audit-log.js';
+import { type AuditEvent, AuditLog, auditSinkOf } from '../clients/audit-log.js';
 import { assertSocketPathFits, type CredproxyPaths } from '../paths.js';
 import { MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { AccountService } from '../store/accounts.js';
@@ -25,9 +25,8 @@ import { ensureDataDir, ensurePrivateDir, readFileIfExists, writeFileAtomic } fr
 import { type Logger, silentLogger } from '../util/logger.js';
 import { isRunning } from '../util/process.js';
 import { CREDPROXY_VERSION } from '../version.js';
-import type { AuditEvent } from './connection.js';
 import type { ProxyServices } from './context.js';
-import { connectionCap, readOpenFilesLimit } from './fd-limit.js';
+import { connectionCap, readOpenFilesLimit } from '../util/fd-limit.js';
 import { CapabilityGate } from './handshake-gate.js';
 import { ListenerHost, socketAnswers } from './listener-host.js';
 import { createPeerCredentialReader, type PeerCredentialReader } from './peer-credentials.js';
@@ -253,9 +252,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       ...(options.clientIdleTimeoutMs !== undefined ? { clientIdleTimeoutMs: options.clientIdleTimeoutMs } : {}),
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
-      onAudit: options.onAudit ?? ((event) => audit.record(event)),
-      // The audit log takes op events without an event object; a custom onAudit sees them all.
-      ...(options.onAudit ? {} : { onOpAudit: audit.op.bind(audit) }),
+      audit: options.onAudit ? auditSinkOf(options.onAudit) : audit,
     });
     await host.listen(paths.socketPath, { kind: 'owner' });
     for (const client of clients.list()) {

@@ -10,11 +10,10 @@
  * pollers. Places are reserved before a flow starts, so racing requests cannot overshoot.
  */
 import { randomBytes } from 'node:crypto';
-import type { LoginFlow } from '../flows/flow.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { MAX_CONNECTIONS } from '../protocol/limits.js';
 import type { FlowType, OAuthInitiateResult, SessionStatus } from '../protocol/ops.js';
-import { connectionCap, DESCRIPTORS_RESERVED } from '../server/fd-limit.js';
+import { connectionCap, DESCRIPTORS_RESERVED } from '../util/fd-limit.js';
 import type { Clock } from '../util/clock.js';
 
 /** The session key of the owner; a client's is `client:<id of its registration>`. */
@@ -78,14 +77,22 @@ class Reservation implements SessionReservation {
   ) {}
 }
 
-export interface Session {
+/**
+ * What the session store needs of a login's flow object: a way to stop it. The flows module's
+ * LoginFlow is one; sessions never import flows (core reads in one direction).
+ */
+export interface SessionFlow {
+  dispose(): void;
+}
+
+export interface Session<F extends SessionFlow = SessionFlow> {
   readonly id: string;
   /** OWNER_SESSION_KEY or `client:<registration id>`: only this identity may see or use the session. */
   readonly owner: string;
   readonly provider: string;
   readonly bucket: string;
   readonly flowType: FlowType;
-  readonly flow: LoginFlow;
+  readonly flow: F;
   /** What oauth_initiate answered; without auth_url when the flow can rebuild it. */
   readonly initiated: StoredInitiate;
   /** Unix ms. */
@@ -116,12 +123,12 @@ export function newSessionId(): string {
   return randomBytes(16).toString('hex');
 }
 
-export class SessionStore {
+export class SessionStore<F extends SessionFlow = SessionFlow> {
   readonly #clock: Clock;
   #maxSessions: number;
   #limits: LoginLimits;
   readonly #retentionMs: number;
-  readonly #sessions = new Map<string, Session>();
+  readonly #sessions = new Map<string, Session<F>>();
   readonly #timer: NodeJS.Timeout;
   /** Pending sessions plus held reservations. */
   #pending = 0;
@@ -220,7 +227,7 @@ export class SessionStore {
    * Add a started session in the place reserved for it (reserving one now when none is given).
    * Refused with CANCELLED when the identity's logins were ended meanwhile (endSessionsOf).
    */
-  add(session: Session, reservation?: SessionReservation): void {
+  add(session: Session<F>, reservation?: SessionReservation): void {
     const r = (reservation ?? this.reserve(session.owner, session.flowType)) as Reservation;
     if (r.owner !== session.owner || r.flowType !== session.flowType) throw new Error('the reservation is for another owner or flow');
     if (r.state === 'revoked') {
@@ -256,7 +263,7 @@ export class SessionStore {
   }
 
   /** A pending session of this identity for this account, to join instead of starting another. */
-  findPending(owner: string, provider: string, bucket: string, flowType: FlowType): Session | undefined {
+  findPending(owner: string, provider: string, bucket: string, flowType: FlowType): Session<F> | undefined {
     const now = this.#clock.now();
     for (const s of this.#sessions.values()) {
       if (s.owner === owner && s.provider === provider && s.bucket === bucket && s.flowType === flowType && s.status === 'pending' && !s.exchanging && s.expiresAt > now) {
@@ -267,7 +274,7 @@ export class SessionStore {
   }
 
   /** The session if it exists and belongs to `owner`; another identity's session does not exist for you. */
-  get(id: string, owner: string): Session {
+  get(id: string, owner: string): Session<F> {
     const s = this.#sessions.get(id);
     if (!s || s.owner !== owner) {
       throw new ProxyError(ErrorCode.SESSION_NOT_FOUND, 'no such login session — it may have been swept after it ended; start a new login');
@@ -276,7 +283,7 @@ export class SessionStore {
     return s;
   }
 
-  finish(s: Session, status: Exclude<SessionStatus, 'pending'>, code?: ErrorCode, error?: string): void {
+  finish(s: Session<F>, status: Exclude<SessionStatus, 'pending'>, code?: ErrorCode, error?: string): void {
     if (s.status !== 'pending') return;
     s.status = status;
     s.exchanging = false;

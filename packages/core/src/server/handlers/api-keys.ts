@@ -2,7 +2,7 @@ import { assertKey, mayUseKey } from '../../clients/policy.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { assertName, assertString } from '../../protocol/validate.js';
 import type { KeyAnswer } from '../../store/api-keys.js';
-import type { Handler } from '../dispatch.js';
+import type { Handler } from '../handler.js';
 import { noPayload } from './validators.js';
 
 function keyName(p: Record<string, unknown>): { name: string } {

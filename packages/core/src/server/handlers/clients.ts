@@ -4,7 +4,7 @@ import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { toClientInfo } from '../../clients/registry.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalName, assertOptionalNumber, assertOptionalString } from '../../protocol/validate.js';
 import { assertSocketPathFits } from '../../paths.js';
-import type { Handler } from '../dispatch.js';
+import type { Handler } from '../handler.js';
 import { noPayload } from './validators.js';
 
 function validateScopes(value: unknown): ClientScope[] {

@@ -1,4 +1,4 @@
-import type { Handler } from '../dispatch.js';
+import type { Handler } from '../handler.js';
 import { noPayload } from './validators.js';
 
 const ping: Handler<'ping'> = {

@@ -2,7 +2,7 @@ import { assertAccount, assertRight } from '../../clients/policy.js';
 import { FLOW_TYPES, type FlowType } from '../../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { assertOptionalString, assertString } from '../../protocol/validate.js';
-import type { Handler } from '../dispatch.js';
+import type { Handler } from '../handler.js';
 import { accountKey } from './validators.js';
 
 function sessionId(p: Record<string, unknown>): { session_id: string } {
@@ -25,7 +25,7 @@ const initiate: Handler<'oauth_initiate'> = {
     return out;
   },
   async run(p, { identity, services }) {
-    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    const key = p;
     assertAccount(identity, key.provider, key.bucket);
     assertRight(identity, 'allow_login');
     return services.logins.initiate(identity, key, p);

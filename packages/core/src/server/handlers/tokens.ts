@@ -3,8 +3,7 @@ import { DEFAULT_MIN_VALID_SECONDS } from '../../protocol/limits.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalNumber, assertOptionalString, assertString } from '../../protocol/validate.js';
 import type { ImportedToken } from '../../protocol/ops.js';
 import { toTokenView } from '../../store/accounts.js';
-import type { AccountKey } from '../../store/token-store.js';
-import type { Handler } from '../dispatch.js';
+import type { Handler } from '../handler.js';
 import { accountKey, noPayload } from './validators.js';
 
 /**
@@ -28,8 +27,8 @@ const getToken: Handler<'get_token'> = {
     return { provider: key.provider, bucket: key.bucket, min_valid_seconds: p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS };
   },
   run(p, ctx) {
-    // The validated payload is the account key: bucket filled in, nothing else is read from it.
-    const key = p as AccountKey;
+    // The validated payload is the account key (bucket filled in); nothing else is read from it.
+    const key = p;
     assertAccount(ctx.identity, key.provider, key.bucket);
     const minValid = refreshThreshold(ctx.identity, p.min_valid_seconds ?? DEFAULT_MIN_VALID_SECONDS);
     // Synchronous for a valid cached token: the connection then sets up no deadline timer.
@@ -42,7 +41,7 @@ const refreshToken: Handler<'refresh_token'> = {
   slow: true,
   validate: accountKey,
   async run(p, { identity, services, signal }) {
-    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    const key = p;
     assertAccount(identity, key.provider, key.bucket);
     assertRight(identity, 'allow_refresh');
     // The owner's explicit refresh is always honoured; a client's is rate-bounded per account.
@@ -70,7 +69,7 @@ const saveToken: Handler<'save_token'> = {
     return { ...accountKey(p), token: validateImportedToken(p.token) };
   },
   async run(p, { services }) {
-    await services.accounts.importToken({ provider: p.provider, bucket: p.bucket ?? 'default' }, p.token);
+    await services.accounts.importToken(p, p.token);
     return { saved: true };
   },
 };
@@ -79,7 +78,7 @@ const removeToken: Handler<'remove_token'> = {
   access: 'owner',
   validate: accountKey,
   async run(p, { services }) {
-    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    const key = p;
     return { removed: await services.accounts.withLock(key, () => services.accounts.remove(key)) };
   },
 };
@@ -92,7 +91,7 @@ const logout: Handler<'logout'> = {
     return { ...accountKey(p), revoke: p.revoke ?? true };
   },
   async run(p, { services }) {
-    return services.logins.logout({ provider: p.provider, bucket: p.bucket ?? 'default' }, p.revoke !== false);
+    return services.logins.logout(p, p.revoke !== false);
   },
 };
 
@@ -134,7 +133,7 @@ const getBucketStats: Handler<'get_bucket_stats'> = {
   access: 'client',
   validate: accountKey,
   run(p, { identity, services }) {
-    const key = { provider: p.provider, bucket: p.bucket ?? 'default' };
+    const key = p;
     assertAccount(identity, key.provider, key.bucket);
     return services.accounts.bucketStats(key, (bucket) => mayUseAccount(identity, key.provider, bucket));
   },
