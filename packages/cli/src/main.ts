@@ -31,6 +31,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'login', load: () => import('./commands/login.js') },
   { name: 'session', load: () => import('./commands/session.js') },
   { name: 'provider', load: () => import('./commands/provider.js') },
+  { name: 'audit', load: () => import('./commands/audit.js') },
 ];
 
 export async function main(argv: readonly string[], io: CliIO = processIO()): Promise<number> {

@@ -19,6 +19,8 @@ export { systemClock } from './util/clock.js';
 export type { Clock } from './util/clock.js';
 export { CREDPROXY_VERSION } from './version.js';
 export { CAPABILITY_TOKEN_PATTERN } from './clients/registry.js';
+export { verifyAuditChain, auditFiles, lineHash, GENESIS_PREV, AUDIT_KEEP } from './clients/audit-chain.js';
+export type { ChainReport, ChainBreak } from './clients/audit-chain.js';
 export { ConfigError, ConfigSource, parseConfig, parseProvider, addProviderToConfig, removeProviderFromConfig, checkEndpointUrl, isLoopbackHost } from './config/config-file.js';
 export type { ProviderConfig, CredproxyConfig } from './config/config-file.js';
 export type { StoredToken, AccountRecord, TokenStore, AccountKey } from './store/token-store.js';

@@ -8,8 +8,9 @@
  * capped (MAX_FIELD_CHARS, truncation marked), and a failure line repeated within a second is
  * written once, then counted (`"repeat": N` on one line when the second is over).
  */
-import { closeSync, constants as fsConstants, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
+import { AUDIT_KEEP, chainHead, lineHash } from './audit-chain.js';
 
 /**
  * Lines are written in batches: at most this long after the first queued line, or sooner when
@@ -18,6 +19,8 @@ import type { Clock } from '../util/clock.js';
 const FLUSH_DELAY_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
 const QUOTED_CACHE_ENTRIES = 1024;
+/** Refused batches kept for a retry at most (a full disk); older ones are dropped. */
+const MAX_UNWRITTEN_BYTES = 1024 * 1024;
 /** The quoted-string cache is dropped when its keys and values pass this many UTF-16 units. */
 const QUOTED_CACHE_CHARS = 128 * 1024;
 /** Longer strings are cut here and marked: names are at most 64 characters, op names shorter. */
@@ -100,9 +103,16 @@ export class AuditLog implements AuditSink {
   #repeatTimer: NodeJS.Timeout | undefined;
   #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
   #ts = '';
+  /** The SHA-256 of the last line pushed: the next line's `prev` (audit-chain.ts). */
+  #prev: string;
+  /** Batches an append refused (a full disk, no descriptors), retried first; bounded in bytes. */
+  readonly #unwritten: Buffer[] = [];
 
   constructor(options: AuditLogOptions) {
-    this.#o = { maxBytes: 10 * 1024 * 1024, keep: 3, ...options };
+    this.#o = { maxBytes: 10 * 1024 * 1024, keep: AUDIT_KEEP, ...options };
+    this.#prev = chainHead(this.#o.file, this.#o.keep);
+    // A line torn by a crash mid-write gets its newline, so the next line starts a line of its own.
+    if (endsWithoutNewline(this.#o.file)) this.#unwritten.push(Buffer.from('\n'));
   }
 
   record<T extends { [K in keyof T]: AuditRecord[string] }>(event: T): void {
@@ -186,7 +196,9 @@ export class AuditLog implements AuditSink {
       this.#tsAt = now;
       this.#ts = `{"ts":"${new Date(now).toISOString()}"`;
     }
-    const line = `${this.#ts}${body}}\n`;
+    const unterminated = `${this.#ts},"prev":"${this.#prev}"${body}}`;
+    this.#prev = lineHash(unterminated);
+    const line = `${unterminated}\n`;
     // At most 4 bytes of UTF-8 per UTF-16 unit: flush first when the line might not fit.
     if (this.#used + line.length * 4 > FLUSH_BYTES) {
       this.#write();
@@ -235,19 +247,24 @@ export class AuditLog implements AuditSink {
   }
 
   #append(chunk: Buffer): void {
+    // Batches refused earlier go first, so the chain stays in order on disk.
+    const pending = this.#unwritten.length > 0 ? Buffer.concat([...this.#unwritten.splice(0), chunk]) : chunk;
     try {
-      this.#rotateIfNeeded(chunk.length);
+      this.#rotateIfNeeded(pending.length);
       // O_NOFOLLOW: a planted audit.log symlink must not make the proxy append to another file.
       const fd = openSync(this.#o.file, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o600);
       try {
-        writeSync(fd, chunk);
+        writeSync(fd, pending);
       } finally {
         closeSync(fd);
       }
-      this.#size = (this.#size ?? 0) + chunk.length;
+      this.#size = (this.#size ?? 0) + pending.length;
     } catch {
-      // Auditing must never take the proxy down; the batch is dropped, the next one tries again.
+      // Auditing must never take the proxy down. The batch is kept for the next write (a full
+      // disk or descriptor table passes); past the bound it is dropped, and `audit verify` shows
+      // the gap as a break in the chain.
       this.#size = undefined;
+      if (pending.length <= MAX_UNWRITTEN_BYTES) this.#unwritten.push(pending);
     }
   }
 
@@ -284,5 +301,22 @@ export class AuditLog implements AuditSink {
       // nothing to rotate
     }
     this.#size = 0;
+  }
+}
+
+function endsWithoutNewline(file: string): boolean {
+  try {
+    const size = statSync(file).size;
+    if (size === 0) return false;
+    const fd = openSync(file, 'r');
+    try {
+      const last = Buffer.alloc(1);
+      readSync(fd, last, 0, 1, size - 1);
+      return last[0] !== 0x0a;
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return false;
   }
 }
