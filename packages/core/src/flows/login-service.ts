@@ -27,6 +27,8 @@ export interface LoginService {
   logout(key: AccountKey, revoke: boolean): Promise<LogoutResult>;
   /** End the pending logins of a client registration (it was removed); how many ended. */
   endSessionsOf(client: ClientRecord): number;
+  /** End every pending login (`credproxy panic`); how many ended. */
+  cancelAll(reason: string): number;
 }
 
 export interface OAuthLoginsOptions {
@@ -76,6 +78,10 @@ export class OAuthLogins implements LoginService {
     const ended = this.sessions.endSessionsOf(clientSessionKey(client));
     if (ended > 0) this.#o.logger.log('info', 'logins of a removed client ended', { client: client.name, count: ended });
     return ended;
+  }
+
+  cancelAll(reason: string): number {
+    return this.sessions.cancelAll(reason);
   }
 
   async initiate(identity: Identity, key: AccountKey, payload: OAuthInitiatePayload): Promise<OAuthInitiateResult> {

@@ -262,6 +262,16 @@ export class SessionStore<F extends SessionFlow = SessionFlow> {
     return ended;
   }
 
+  /** End every pending login, whoever started it (`credproxy panic`). Returns how many ended. */
+  cancelAll(reason: string): number {
+    const owners = new Set<string>();
+    for (const r of this.#reservations) owners.add(r.owner);
+    for (const s of this.#sessions.values()) if (s.status === 'pending') owners.add(s.owner);
+    let ended = 0;
+    for (const owner of owners) ended += this.endSessionsOf(owner, reason);
+    return ended;
+  }
+
   /** A pending session of this identity for this account, to join instead of starting another. */
   findPending(owner: string, provider: string, bucket: string, flowType: FlowType): Session<F> | undefined {
     const now = this.#clock.now();
