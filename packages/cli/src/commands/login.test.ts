@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../exit-codes.js';
-import { readLine } from './login.js';
+import { readLine, sleep, waitForSession } from './login.js';
 
 describe('readLine', () => {
   it('reads one pasted line', async () => {
@@ -27,5 +27,29 @@ describe('readLine', () => {
     ctl.abort();
     await expect(readLine(stdin, ctl.signal)).rejects.toMatchObject({ exitCode: ExitCode.INTERRUPTED });
     expect(stdin.listenerCount('data')).toBe(0);
+  });
+});
+
+describe('waiting for a login', () => {
+  it('leaves no abort listener behind per poll (no MaxListenersExceededWarning after 10 s)', async () => {
+    const { getEventListeners } = await import('node:events');
+    const ctl = new AbortController();
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => void warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 15; i++) await sleep(1, ctl.signal);
+      expect(getEventListeners(ctl.signal, 'abort')).toHaveLength(0);
+      // waitForSession against a proxy that stays pending for 12 polls, as a slow user would.
+      let polls = 0;
+      const proxy = { call: async () => ({ status: ++polls > 12 ? 'complete' : 'pending' }) } as unknown as Parameters<typeof waitForSession>[0];
+      const result = await waitForSession(proxy, 'id', 1, { signal: ctl.signal });
+      expect(result.status).toBe('complete');
+      expect(getEventListeners(ctl.signal, 'abort')).toHaveLength(0);
+      await new Promise((r) => setImmediate(r));
+      expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

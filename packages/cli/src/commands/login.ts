@@ -124,13 +124,22 @@ export async function describeLogin(init: OAuthInitiateResult, io: CliIO, opened
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/**
+ * Wait `ms`, or less if `signal` aborts. The abort listener is removed when the time is up: a
+ * login polls once a second, and a listener left per tick made Node print
+ * MaxListenersExceededWarning into the spinner line after ~10 s.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = (): void => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 
