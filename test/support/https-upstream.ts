@@ -95,7 +95,15 @@ function compress(body: Buffer, enc: string | null): { body: Buffer; encoding?: 
   }
 }
 
-export async function startTestUpstream(ca: TestCa, freshToken = 'fresh-access-token-0123456789abcdef'): Promise<TestUpstream> {
+export interface TestUpstreamOptions {
+  /**
+   * Whether /resource accepts a request's Authorization header: a resource server that asks the
+   * authorization server (token introspection) whether the bearer token is active.
+   */
+  accept?: (authorization: string | undefined) => Promise<boolean>;
+}
+
+export async function startTestUpstream(ca: TestCa, freshToken = 'fresh-access-token-0123456789abcdef', options: TestUpstreamOptions = {}): Promise<TestUpstream> {
   const received: ReceivedRequest[] = [];
   const sseWrites: number[] = [];
   const slow = new Set<() => void>();
@@ -146,6 +154,22 @@ export async function startTestUpstream(ca: TestCa, freshToken = 'fresh-access-t
             res.end();
           }, 300);
           res.on('close', () => clearTimeout(t));
+          return;
+        }
+        case '/resource': {
+          const authorization = req.headers.authorization;
+          void (options.accept ?? (async () => false))(authorization).then(
+            (ok) => {
+              if (!ok) {
+                res.writeHead(401, { 'content-type': 'application/json', 'www-authenticate': 'Bearer error="invalid_token"' });
+                res.end('{"error": "invalid_token"}');
+                return;
+              }
+              res.writeHead(200, { 'content-type': 'application/json' });
+              res.end(JSON.stringify({ ok: true, authorization }));
+            },
+            () => res.writeHead(500).end(),
+          );
           return;
         }
         case '/fresh-only': {

@@ -16,6 +16,15 @@ export interface ClientAddOptions extends CommonOptions {
   ttlSeconds?: number;
   /** An extra socket for this client only (absolute after parsing). */
   listen?: string;
+  /** Routes the client may call through its HTTP listener. */
+  routes?: string[];
+  /** The HTTP listener: a socket path (absolute after parsing) or 127.0.0.1:PORT. */
+  http?: string;
+}
+
+/** How a tool in the sandbox reaches the client's HTTP listener. */
+function httpBase(address: string): string {
+  return address.startsWith('/') ? 'http://localhost' : `http://${address}`;
 }
 
 /** What the user must know about the token: it will not be shown again, and how to hand it on. */
@@ -26,6 +35,15 @@ export function clientAddNotice(data: OpResult<'client_add'>, nowMs = Date.now()
     `Give it to the sandbox without putting it on a command line: in a 0600 env file\n` +
     `(LLXPRT_CAPABILITY_TOKEN=<token>, then \`--env-file\`) or on file descriptor 3 (\`3< token-file\`).\n`;
   if (data.socket !== undefined) text += `socket for this client: ${data.socket}\n`;
+  if (data.http !== undefined) {
+    const base = httpBase(data.http);
+    text += `HTTP listener for its routes: ${data.http}\n`;
+    text +=
+      data.http.startsWith('/')
+        ? `  call a route: curl --unix-socket ${data.http} -H "Authorization: Bearer $TOKEN" ${base}/ROUTE/PATH\n`
+        : `  SDK base URL: ${base}/ROUTE (e.g. OPENAI_BASE_URL=${base}/openai/v1), API key: the capability token\n` +
+          `  HTTP_PROXY form: HTTP_PROXY=http://x:TOKEN@${data.http}, then plain http:// URLs of the route's host\n`;
+  }
   if (data.expires_at !== undefined) text += `expires: ${formatExpiry(data.expires_at, nowMs)}\n`;
   return text;
 }
@@ -40,6 +58,8 @@ export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Pro
   };
   if (options.ttlSeconds !== undefined) payload.ttl_seconds = options.ttlSeconds;
   if (options.listen !== undefined) payload.socket = path.resolve(options.listen);
+  if (options.routes !== undefined && options.routes.length > 0) payload.routes = options.routes;
+  if (options.http !== undefined) payload.http = /^(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(options.http) ? options.http : path.resolve(options.http);
   const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_add', payload));
   if (options.json) {
     printJson(io, data);
@@ -59,9 +79,11 @@ export function formatClientList(data: OpResult<'client_list'>, nowMs = Date.now
     c.api_keys.join(',') || '-',
     [c.allow_login ? 'login' : '', c.allow_refresh ? 'refresh' : ''].filter(Boolean).join(',') || '-',
     c.socket ?? '-',
+    (c.routes ?? []).join(',') || '-',
+    c.http ?? '-',
     c.expires_at === undefined ? 'never' : formatExpiry(c.expires_at, nowMs),
   ]);
-  return formatTable(['NAME', 'ACCOUNTS', 'API KEYS', 'RIGHTS', 'SOCKET', 'EXPIRES'], rows);
+  return formatTable(['NAME', 'ACCOUNTS', 'API KEYS', 'RIGHTS', 'SOCKET', 'ROUTES', 'HTTP', 'EXPIRES'], rows);
 }
 
 export async function handleClientList(options: CommonOptions, io: CliIO): Promise<number> {
@@ -75,7 +97,7 @@ export async function handleClientRemove(options: CommonOptions & { name: string
   // An unknown name answers NOT_FOUND with a message that points to `client list`.
   const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_remove', { name: options.name }));
   if (options.json) printJson(io, data);
-  else io.stdout.write(`removed client ${options.name}; its token no longer works\n`);
+  else io.stdout.write(`removed client ${options.name}; its token no longer works and its listeners are closed\n`);
   return 0;
 }
 
@@ -90,6 +112,8 @@ interface ClientAddFlags extends CommonOptions {
   allowRefresh?: boolean;
   ttl?: string;
   listen?: string;
+  route: string[];
+  http?: string;
 }
 
 export function register(program: Command, ctx: CommandContext): void {
@@ -104,7 +128,9 @@ export function register(program: Command, ctx: CommandContext): void {
       .option('--allow-login', 'the client may start logins')
       .option('--allow-refresh', 'the client may force a refresh')
       .option('--ttl <duration>', 'the client expires after this long: 90s, 30m, 12h, 7d or seconds')
-      .option('--listen <path>', 'also listen on this socket, for this client only'),
+      .option('--listen <path>', 'also listen on this socket, for this client only')
+      .option('--route <name>', 'a route the client may call through its HTTP listener (repeatable; needs --http)', collect, [])
+      .option('--http <addr>', 'HTTP listener for its routes: a socket path, or 127.0.0.1:PORT (port 0 picks one)'),
   ).action(async (name: string, opts: ClientAddFlags) => {
     const options: ClientAddOptions = {
       name,
@@ -115,6 +141,8 @@ export function register(program: Command, ctx: CommandContext): void {
     };
     if (opts.ttl !== undefined) options.ttlSeconds = parseDuration(opts.ttl);
     if (opts.listen !== undefined) options.listen = opts.listen;
+    if (opts.route.length > 0) options.routes = opts.route;
+    if (opts.http !== undefined) options.http = opts.http;
     if (opts.socket !== undefined) options.socket = opts.socket;
     if (opts.json !== undefined) options.json = opts.json;
     ctx.exitCode = await handleClientAdd(options, ctx.io);

@@ -33,6 +33,8 @@ export function toClientInfo(record: ClientRecord): ClientInfo {
     allow_refresh: record.allow_refresh,
   };
   if (record.socket !== undefined) info.socket = record.socket;
+  info.routes = [...(record.routes ?? [])];
+  if (record.http !== undefined) info.http = record.http;
   if (record.expires_at !== undefined) info.expires_at = record.expires_at;
   return info;
 }
@@ -96,6 +98,8 @@ export class ClientRegistry {
       created_at: now,
     };
     if (payload.socket !== undefined) record.socket = payload.socket;
+    if (payload.routes !== undefined && payload.routes.length > 0) record.routes = [...new Set(payload.routes)];
+    if (payload.http !== undefined) record.http = payload.http;
     // Rounded up: a client never lives shorter than it was granted.
     if (payload.ttl_seconds !== undefined) record.expires_at = Math.ceil((now + payload.ttl_seconds * 1000) / 1000);
     this.#adding.add(record.name);
@@ -108,6 +112,21 @@ export class ClientRegistry {
     next.set(record.name, record);
     this.#set(next);
     return { record, token };
+  }
+
+  /**
+   * Record the HTTP listener's bound address (`127.0.0.1:0` becomes the port picked), so a
+   * restart listens where the sandbox was told to connect. Same registration only.
+   */
+  async setHttpAddress(name: string, tokenSha256: string, address: string): Promise<void> {
+    const current = this.#clients.get(name);
+    if (!current || current.token_sha256 !== tokenSha256 || current.http === address) return;
+    const record: ClientRecord = { ...current, http: address };
+    await this.#store.put(record);
+    if (this.#clients.get(name) !== current) return;
+    const next = new Map(this.#clients);
+    next.set(name, record);
+    this.#set(next);
   }
 
   async remove(name: string): Promise<ClientRecord | undefined> {

@@ -5,7 +5,7 @@
  * write one audit line per request. A listener serves one client; everything it needs about
  * that client arrives through RouteHandlerDeps.
  *
- * Order of checks, as in an agent: rate limit → token → route grant → credential → upstream.
+ * Order of checks, as in an agent: token (a wrong one: rate limit) → route grant → credential → upstream.
  */
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -29,6 +29,8 @@ export interface RouteSecret {
 export interface CredentialOptions {
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** refreshCredential: the secret upstream just answered 401 to. */
+  rejected?: string;
 }
 
 /** One line per request (SPEC §6): never a header value, never the query. */
@@ -60,7 +62,7 @@ export interface RouteHandlerDeps {
   /** A wrong token was presented. */
   recordFailure(req: IncomingMessage): void;
   /** The routes granted to this client now (asked on every request: a revoked grant ends at once). */
-  routes(): ReadonlyMap<string, ResolvedRoute>;
+  routes(): ReadonlyMap<string, ResolvedRoute> | Promise<ReadonlyMap<string, ResolvedRoute>>;
   /**
    * Whether a route of this name exists at all: tells 403 (not granted) from 404 (no such route).
    * Without it, a route the client lacks is 404.
@@ -96,9 +98,10 @@ export interface RouteRequestHandler {
  * requestTimeout would cut a long upload (SPEC §6: 1 GiB passes), so it is off; a request's
  * headers must still arrive within a minute.
  */
-export function createRouteServer(handler: RouteRequestHandler): Server {
+export function createRouteServer(handler?: RouteRequestHandler): Server {
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000, noDelay: true });
-  mountRouteHandler(server, handler);
+  // Without one, the caller mounts it once the listener's address is known (port 0).
+  if (handler) mountRouteHandler(server, handler);
   return server;
 }
 
@@ -405,7 +408,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     if (up.statusCode === 401 && retryable && body.kind !== 'stream') {
       await up.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
       const old = secret.value;
-      secret = await deps.refreshCredential(route, { signal });
+      secret = await deps.refreshCredential(route, { signal, rejected: old });
       value = formatCredential(route.format, secret.value);
       // Both: the old value may still be echoed by a confused upstream.
       scrubber = SecretScrubber.forCredential(secret.value, value).with(SecretScrubber.forCredential(old, formatCredential(route.format, old)));
@@ -421,23 +424,25 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       x.form = 'connect';
       throw new ProxyError(ErrorCode.FORBIDDEN, connectMessage(listenerUrl));
     }
-    const granted = deps.routes();
+    const granted = await deps.routes();
     const target = resolveTarget(req.url ?? '', granted);
     if (target instanceof ProxyError) throw target;
     x.form = target.form;
     x.path = target.path;
 
-    const wait = deps.tooManyFailures(req);
-    if (wait > 0) {
-      throw new ProxyError(ErrorCode.RATE_LIMITED, `too many wrong capability tokens — try again in ${wait} s`, { retryAfter: wait });
-    }
     // A route the client lacks still names its key header the way the client's routes do.
     const candidates = target.route
       ? tokenCandidates(req.headers, target.route)
       : [...new Set([undefined, ...granted.values()].flatMap((r) => tokenCandidates(req.headers, r)))].slice(0, 16);
     let authenticated = false;
     for (const token of candidates) if (deps.authenticate(token)) authenticated = true;
+    // As for handshakes: the token first, and a right one always passes — peers that share a
+    // key (every TCP client is 127.0.0.1) are not locked out by one guesser among them.
     if (!authenticated) {
+      const wait = deps.tooManyFailures(req);
+      if (wait > 0) {
+        throw new ProxyError(ErrorCode.RATE_LIMITED, `too many wrong capability tokens — try again in ${wait} s`, { retryAfter: wait });
+      }
       if (candidates.length > 0) deps.recordFailure(req);
       throw new ProxyError(
         ErrorCode.UNAUTHORIZED,

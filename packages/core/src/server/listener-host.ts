@@ -1,6 +1,7 @@
 /**
- * Hosts the proxy's Unix-socket listeners: the owner socket and one per client registered with
- * `--listen`. Each listener has a binding that says who may use it. A connection cap covers
+ * Hosts the proxy's listeners: the wire protocol's Unix sockets — the owner socket and one per
+ * client registered with `--listen` — and, behind the same HostedListener interface, a client's
+ * HTTP listener for routes (`--http`, http-listener.ts). Each listener has a binding that says who may use it. A connection cap covers
  * them all; its last slots are the owner's, and each client identity has a cap of its own.
  */
 import { promises as fs } from 'node:fs';
@@ -28,6 +29,20 @@ export interface ListenerHostOptions {
   handshakeTimeoutMs?: number;
   /** Where connect, handshake and op lines go. */
   audit?: AuditSink;
+}
+
+/**
+ * What the server knows of any listener it hosts — the wire protocol's Unix sockets and a
+ * client's HTTP listener alike: where it listens, whose it is, and how to close it. A listener
+ * knows its client; a client record knows no listener object, only the address.
+ */
+export interface HostedListener {
+  readonly kind: 'wire' | 'http';
+  /** A socket path, or `127.0.0.1:PORT`. */
+  readonly address: string;
+  /** The client it serves; undefined for the owner socket. */
+  readonly clientName: string | undefined;
+  close(): Promise<void>;
 }
 
 interface Listener {
@@ -73,6 +88,8 @@ export async function clearStaleSocket(socketPath: string): Promise<void> {
 export class ListenerHost {
   readonly #options: ListenerHostOptions;
   readonly #listeners = new Map<string, Listener>();
+  /** Listeners of other kinds (HTTP), by address. */
+  readonly #hosted = new Map<string, HostedListener>();
   #connectionCount = 0;
   /** Authenticated connections per client name. */
   readonly #perClient = new Map<string, number>();
@@ -192,8 +209,34 @@ export class ListenerHost {
     return undefined;
   }
 
+  /** Host a listener of another kind (it is already listening); closed with the others. */
+  adopt(listener: HostedListener): void {
+    if (this.#listeners.has(listener.address) || this.#hosted.has(listener.address)) {
+      void listener.close();
+      throw new ProxyError(ErrorCode.INVALID_REQUEST, `credproxy already listens on ${listener.address}`);
+    }
+    this.#hosted.set(listener.address, listener);
+  }
+
+  /** Every listener, of every kind. */
+  hosted(): HostedListener[] {
+    const wire = [...this.#listeners.values()].map((l): HostedListener => ({
+      kind: 'wire',
+      address: l.socketPath,
+      clientName: l.binding.kind === 'client' ? l.binding.clientName : undefined,
+      close: () => this.close(l.socketPath),
+    }));
+    return [...wire, ...this.#hosted.values()];
+  }
+
   /** Close one listener, its connections, and remove its socket file. */
   async close(socketPath: string): Promise<void> {
+    const hosted = this.#hosted.get(socketPath);
+    if (hosted) {
+      this.#hosted.delete(socketPath);
+      await hosted.close();
+      return;
+    }
     const listener = this.#listeners.get(socketPath);
     if (!listener) return;
     this.#listeners.delete(socketPath);
@@ -213,7 +256,7 @@ export class ListenerHost {
   }
 
   async closeAll(): Promise<void> {
-    await Promise.all([...this.#listeners.keys()].map((p) => this.close(p)));
+    await Promise.all([...this.#listeners.keys(), ...this.#hosted.keys()].map((p) => this.close(p)));
   }
 
   paths(): string[] {

@@ -4,7 +4,9 @@ import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { toClientInfo } from '../../clients/registry.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalName, assertOptionalNumber, assertOptionalString } from '../../protocol/validate.js';
 import { assertSocketPathFits } from '../../paths.js';
+import { assertRouteName } from '../../routes/index.js';
 import type { Handler } from '../handler.js';
+import { formatHttpAddress, parseHttpAddress } from '../http-address.js';
 import { noPayload } from './validators.js';
 
 function validateScopes(value: unknown): ClientScope[] {
@@ -39,23 +41,50 @@ const clientAdd: Handler<'client_add'> = {
       assertSocketPathFits(p.socket);
       out.socket = p.socket;
     }
+    if (p.routes !== undefined) {
+      if (!Array.isArray(p.routes) || p.routes.length > 256) throw new ProxyError(ErrorCode.INVALID_REQUEST, 'routes must be an array of route names');
+      p.routes.forEach((r, i) => assertRouteName(r, `routes[${i}]`));
+      out.routes = [...new Set(p.routes as string[])];
+    }
+    assertOptionalString(p.http, 'http', 4096);
+    if (p.http !== undefined) out.http = formatHttpAddress(parseHttpAddress(p.http));
+    if (out.routes !== undefined && out.routes.length > 0 && out.http === undefined) {
+      throw new ProxyError(ErrorCode.INVALID_REQUEST, 'routes need an HTTP listener to be called through — add --http 127.0.0.1:0 (or a socket path)');
+    }
     return out;
   },
   async run(p, { services }) {
-    const { record, token } = await services.clients.add(p);
-    if (record.socket !== undefined) {
-      try {
-        await services.listeners.openClientListener(record.name, record.socket);
-      } catch (err) {
-        await services.clients.remove(record.name);
-        throw err;
+    if (p.routes !== undefined && p.routes.length > 0) {
+      const configured = await services.routes.all();
+      const unknown = p.routes.filter((r) => !configured.has(r));
+      if (unknown.length > 0) {
+        const names = [...configured.keys()].sort();
+        throw new ProxyError(
+          ErrorCode.INVALID_REQUEST,
+          `no route named ${unknown.join(', ')} — ` +
+            (names.length > 0 ? `the configured routes are ${names.join(', ')}` : 'no routes are configured; add one with `credproxy route add NAME --preset P --api-key K`'),
+        );
       }
     }
-    const out: { name: string; capability_token: string; socket?: string; expires_at?: number } = {
+    const { record, token } = await services.clients.add(p);
+    let http: string | undefined;
+    try {
+      if (record.socket !== undefined) await services.listeners.openClientListener(record.name, record.socket);
+      if (record.http !== undefined) {
+        http = await services.listeners.openClientHttpListener(record.name, record.http);
+        await services.clients.setHttpAddress(record.name, record.token_sha256, http);
+      }
+    } catch (err) {
+      await services.listeners.closeClientListener(record.name).catch(() => undefined);
+      await services.clients.remove(record.name);
+      throw err;
+    }
+    const out: { name: string; capability_token: string; socket?: string; http?: string; expires_at?: number } = {
       name: record.name,
       capability_token: token,
     };
     if (record.socket !== undefined) out.socket = record.socket;
+    if (http !== undefined) out.http = http;
     if (record.expires_at !== undefined) out.expires_at = record.expires_at;
     return out;
   },

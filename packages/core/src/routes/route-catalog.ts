@@ -1,0 +1,118 @@
+/**
+ * The routes a running proxy knows: the config file's `"routes"`, checked and resolved, and
+ * re-read when the file changes (as providers are), so `credproxy route add|remove` reaches a
+ * running proxy without a restart. Also the config-file edits the CLI's `route` commands make.
+ */
+import { type ConfigSource, ConfigError, editConfigFile, isReservedConfigName } from '../config/config-file.js';
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import { isPlainObject } from '../protocol/validate.js';
+import { resolveRoute, validateRouteConfig, type ResolvedRoute, type RouteConfig } from './route-config.js';
+
+/** Routes known to the proxy (from the config file). */
+export interface RouteCatalogView {
+  /** Every configured route, resolved; throws when the file or a route in it is wrong. */
+  all(): Promise<ReadonlyMap<string, ResolvedRoute>>;
+}
+
+/** Resolve the raw `"routes"` of a parsed config; messages name the file and the field. */
+export function resolveConfigRoutes(raw: ReadonlyMap<string, unknown>, file: string): Map<string, ResolvedRoute> {
+  const routes = new Map<string, ResolvedRoute>();
+  for (const [name, value] of raw) {
+    try {
+      routes.set(name, resolveRoute(name, value));
+    } catch (err) {
+      if (err instanceof ProxyError) throw new ConfigError(file, `routes.${name}`, `is not valid: ${err.message}`);
+      throw err;
+    }
+  }
+  return routes;
+}
+
+export class RouteCatalog implements RouteCatalogView {
+  readonly #config: ConfigSource;
+  #seen: unknown;
+  #routes: ReadonlyMap<string, ResolvedRoute> = new Map();
+  /** One config check at a time, shared by every request that asks meanwhile. */
+  #inflight: Promise<ReadonlyMap<string, ResolvedRoute>> | undefined;
+
+  constructor(config: ConfigSource) {
+    this.#config = config;
+  }
+
+  all(): Promise<ReadonlyMap<string, ResolvedRoute>> {
+    this.#inflight ??= this.#read().finally(() => (this.#inflight = undefined));
+    return this.#inflight;
+  }
+
+  async #read(): Promise<ReadonlyMap<string, ResolvedRoute>> {
+    const config = await this.#config.get();
+    if (config !== this.#seen) {
+      this.#routes = resolveConfigRoutes(config.routes, this.#config.file);
+      this.#seen = config;
+    }
+    return this.#routes;
+  }
+
+  /** Whether the routes last read have `name` (after all() or forRequests()). */
+  has(name: string): boolean {
+    return this.#routes.has(name);
+  }
+
+  /** The routes a request may use; a broken config file fails closed with a message for the client. */
+  async forRequests(): Promise<ReadonlyMap<string, ResolvedRoute>> {
+    try {
+      return await this.all();
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        throw new ProxyError(
+          ErrorCode.UPSTREAM_UNAVAILABLE,
+          "credproxy's config file has an error, so no route is served — the owner sees it with `credproxy route list`",
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+}
+
+/** Names a reserved name or a bad route name before the file is touched. */
+function assertEditableName(name: string, file: string): void {
+  if (isReservedConfigName(name)) {
+    throw new ConfigError(file, `routes.${name}`, 'uses a reserved name (__proto__, constructor, prototype cannot be route names) — choose another route name');
+  }
+}
+
+/**
+ * Add or replace a route in the config file. The route is checked first and the whole file's
+ * routes after the edit, so a bad route never lands.
+ */
+export async function setRouteInConfig(file: string, name: string, route: RouteConfig): Promise<ResolvedRoute> {
+  assertEditableName(name, file);
+  let config: RouteConfig;
+  try {
+    config = validateRouteConfig(name, route);
+  } catch (err) {
+    if (err instanceof ProxyError) throw new ConfigError(file, `routes.${name}`, `is not valid: ${err.message}`);
+    throw err;
+  }
+  const next = await editConfigFile(file, (raw) => {
+    const routes = isPlainObject(raw.routes) ? raw.routes : {};
+    routes[name] = { ...config };
+    raw.routes = routes;
+    // Every route of the edited file must resolve: a file the proxy would refuse is never written.
+    const check = new Map<string, unknown>(Object.entries(routes));
+    resolveConfigRoutes(check, file);
+  });
+  return resolveConfigRoutes(next.routes, file).get(name)!;
+}
+
+export async function removeRouteFromConfig(file: string, name: string): Promise<boolean> {
+  let removed = false;
+  await editConfigFile(file, (raw) => {
+    if (isPlainObject(raw.routes) && Object.hasOwn(raw.routes, name)) {
+      delete raw.routes[name];
+      removed = true;
+    }
+  });
+  return removed;
+}

@@ -1,0 +1,165 @@
+/**
+ * What a client's HTTP listener needs from the proxy (routes/forward.ts RouteHandlerDeps): the
+ * client's capability token checked against the registry, wrong tokens rate limited like
+ * handshakes, the routes the config has and the client was granted, the credential from the
+ * API-key service or the account service (never a login), one audit line per request, and one
+ * upstream pool shared by every listener of the proxy.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { AuditEvent, AuditSink } from '../clients/audit-log.js';
+import { FailureRateLimiter } from '../clients/rate-limit.js';
+import type { ClientRegistry } from '../clients/registry.js';
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
+import { DEFAULT_MIN_VALID_SECONDS } from '../protocol/limits.js';
+import {
+  createRouteHandler,
+  type CredentialOptions,
+  type ResolvedRoute,
+  type RouteAuditRecord,
+  type RouteRequestHandler,
+  type RouteSecret,
+  type UpstreamClient,
+} from '../routes/index.js';
+import type { RouteCatalog } from '../routes/route-catalog.js';
+import { type AccountService, MIN_REFRESH_INTERVAL_MS, notLoggedIn } from '../store/accounts.js';
+import type { ApiKeyService } from '../store/api-keys.js';
+import type { AccountKey } from '../store/token-store.js';
+import type { Clock } from '../util/clock.js';
+import type { Logger } from '../util/logger.js';
+import { HANDSHAKE_FAILURES_PER_MINUTE } from './handshake-gate.js';
+
+export interface RouteGatewayOptions {
+  clients: ClientRegistry;
+  accounts: AccountService;
+  apiKeys: ApiKeyService;
+  catalog: RouteCatalog;
+  upstream: UpstreamClient;
+  audit: AuditSink;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Seconds of validity an account route's token has at least (SPEC §6, as get_token's default). */
+export const ROUTE_MIN_VALID_SECONDS = DEFAULT_MIN_VALID_SECONDS;
+
+/** What a route line adds to an op line: names and numbers, never a header value or the query. */
+interface RouteAuditFields {
+  route?: string;
+  form?: string;
+  method: string;
+  path: string;
+  status: number;
+  bytes_in: number;
+  bytes_out: number;
+  aborted?: boolean;
+}
+
+/** The line of one forwarded request: an op line (`"op": "http"`) with the request's fields. */
+function auditLine(record: RouteAuditRecord): AuditEvent & RouteAuditFields {
+  const line: AuditEvent & RouteAuditFields = {
+    event: 'op',
+    client: record.client,
+    op: 'http',
+    outcome: record.error ?? 'ok',
+    method: record.method,
+    path: record.path,
+    status: record.status,
+    bytes_in: record.bytes_in,
+    bytes_out: record.bytes_out,
+    ms: record.duration_ms,
+  };
+  if (record.route !== null) line.route = record.route;
+  if (record.form !== null) line.form = record.form;
+  if (record.aborted) line.aborted = true;
+  return line;
+}
+
+export class RouteGateway {
+  readonly #o: RouteGatewayOptions;
+  /** Wrong capability tokens on HTTP listeners, per peer: the handshakes' rule (10 a minute). */
+  readonly #failures: FailureRateLimiter;
+  /** When a 401 last forced a refresh, per account. */
+  readonly #forced = new Map<string, number>();
+
+  constructor(options: RouteGatewayOptions) {
+    this.#o = options;
+    this.#failures = new FailureRateLimiter(options.clock, { maxFailures: HANDSHAKE_FAILURES_PER_MINUTE, windowMs: 60_000 });
+  }
+
+  /** The routes `client` may call now: configured ∩ granted, none once it is removed or expired. */
+  async routesOf(client: string): Promise<ReadonlyMap<string, ResolvedRoute>> {
+    const record = this.#o.clients.get(client);
+    const granted = record?.routes ?? [];
+    if (!record || granted.length === 0 || this.#o.clients.isExpired(record)) return new Map();
+    const all = await this.#o.catalog.forRequests();
+    const out = new Map<string, ResolvedRoute>();
+    for (const name of granted) {
+      const route = all.get(name);
+      if (route) out.set(name, route);
+    }
+    return out;
+  }
+
+  async #secret(route: ResolvedRoute, options: CredentialOptions, refresh: boolean): Promise<RouteSecret> {
+    const ref = route.credential;
+    if (ref.kind === 'api_key') {
+      const answer = this.#o.apiKeys.cached(ref.name) ?? (await this.#o.apiKeys.load(ref.name));
+      if (answer === null) {
+        throw new ProxyError(ErrorCode.NOT_FOUND, `route ${route.name} uses API key ${ref.name}, which is not stored — the owner stores it with \`credproxy key set ${ref.name}\``);
+      }
+      return { value: answer.key };
+    }
+    const key: AccountKey = { provider: ref.provider, bucket: ref.bucket };
+    try {
+      if (refresh) {
+        let record = await this.#o.accounts.refresh(key, options.signal);
+        // Refreshed moments ago (the account service's rate bound) and still the token upstream
+        // refused: one forced refresh — but at most one per account per interval, so a sandbox
+        // that provokes 401s cannot make the proxy rotate the grant at will.
+        if (record.token.access_token === options.rejected && this.#mayForce(key)) {
+          record = await this.#o.accounts.refresh(key, options.signal, { force: true });
+        }
+        return { value: record.token.access_token };
+      }
+      const view = this.#o.accounts.cachedToken(key, ROUTE_MIN_VALID_SECONDS) ?? (await this.#o.accounts.loadToken(key, ROUTE_MIN_VALID_SECONDS, options));
+      return { value: view.access_token };
+    } catch (err) {
+      // No login is ever started here: an account without a usable token needs the owner.
+      if (err instanceof ProxyError && (err.code === ErrorCode.NOT_FOUND || err.code === ErrorCode.NOT_LOGGED_IN)) {
+        const e = notLoggedIn(key.provider, key.bucket);
+        throw new ProxyError(ErrorCode.REAUTH_REQUIRED, `route ${route.name}: ${e.message}`);
+      }
+      throw err;
+    }
+  }
+
+  #mayForce(key: AccountKey): boolean {
+    const k = `${key.provider}\u0000${key.bucket}`;
+    const now = this.#o.clock.now();
+    const last = this.#forced.get(k);
+    if (last !== undefined && now - last < MIN_REFRESH_INTERVAL_MS) return false;
+    this.#forced.set(k, now);
+    if (this.#forced.size > 4096) this.#forced.delete(this.#forced.keys().next().value!);
+    return true;
+  }
+
+  /** The request handler of `client`'s HTTP listener. */
+  handlerFor(client: string, listener: { url: string; peerKey(req: IncomingMessage): string }): RouteRequestHandler {
+    const { clients, catalog, upstream, audit, clock, logger } = this.#o;
+    return createRouteHandler({
+      client,
+      listenerUrl: listener.url,
+      authenticate: (token) => clients.authenticate(token)?.name === client,
+      tooManyFailures: (req) => this.#failures.retryAfter(listener.peerKey(req)),
+      recordFailure: (req) => this.#failures.recordFailure(listener.peerKey(req)),
+      routes: () => this.routesOf(client),
+      routeExists: (name) => catalog.has(name),
+      credential: (route, options) => this.#secret(route, options, false),
+      refreshCredential: (route, options) => this.#secret(route, options, true),
+      upstream,
+      audit: (record) => audit.record(auditLine(record)),
+      logger,
+      clock,
+    });
+  }
+}
