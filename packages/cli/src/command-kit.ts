@@ -23,10 +23,9 @@ export interface CommonOptions {
   json?: boolean;
 }
 
-const SOCKET_HELP = 'owner socket (default: $CREDPROXY_SOCKET, else $XDG_RUNTIME_DIR/credproxy/proxy.sock)';
-
+/** main() rewrites the description with the socket as it resolves for the command's env. */
 export function socketOption(cmd: Command): Command {
-  return cmd.option('--socket <path>', SOCKET_HELP);
+  return cmd.option('--socket <path>', 'owner socket');
 }
 
 /** --socket and --json: for every command that prints data. */

@@ -30,6 +30,25 @@ describe('main', () => {
     for (const c of COMMANDS) expect(out).toContain(c.name);
   });
 
+  it('a bare `credproxy` prints the help on stdout and exits 0', async () => {
+    const { code, out, err } = await run([]);
+    expect(code).toBe(0);
+    expect(err).toBe('');
+    expect(out).toContain('Usage: credproxy');
+  });
+
+  it('--help shows examples, the environment variables and the exit codes, login first, no "(default: [])"', async () => {
+    const { out } = await run(['--help']);
+    expect(out).toContain('Examples:');
+    for (const name of ['CREDPROXY_SOCKET', 'CREDPROXY_CONFIG', 'CREDPROXY_DATA_DIR']) expect(out).toContain(name);
+    expect(out).toMatch(/Exit codes:[\s\S]*3 pending[\s\S]*5 proxy not running[\s\S]*6 not logged in/);
+    expect(out.indexOf('  login ')).toBeLessThan(out.indexOf('  serve '));
+    const sub = await run(['client', 'add', '--help']);
+    expect(sub.out).not.toContain('(default: [])');
+    // The socket default as it really resolves here, not a formula.
+    expect(sub.out.replace(/\s+/g, ' ')).toContain(`(default: ${NO_PROXY})`);
+  });
+
   it.each([
     [['frobnicate']],
     [['token']],

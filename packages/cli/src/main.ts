@@ -6,7 +6,7 @@ import type { CommandContext, CommandModule } from './command-kit.js';
 // Loaded with main, not on demand: `credproxy token` runs per request in scripts, and a dynamic
 // import would add two more sequential module loads to its start (token-fast.ts is small).
 import { runFast as runTokenFast } from './commands/token-fast.js';
-import { CREDPROXY_VERSION } from './core-client.js';
+import { CREDPROXY_VERSION, defaultSocketPath } from './core-client.js';
 import { describeError } from './exit-codes.js';
 import { type CliIO, processIO } from './output.js';
 
@@ -19,20 +19,45 @@ interface CommandEntry {
 
 /** Every top-level command. Adding one is one line; a module loads only when its command runs. */
 export const COMMANDS: readonly CommandEntry[] = [
-  { name: 'serve', load: () => import('./commands/serve.js') },
-  { name: 'stop', load: () => import('./commands/stop.js') },
-  { name: 'ping', load: () => import('./commands/ping.js') },
+  // In the order of --help: what a person does most first.
+  { name: 'login', load: () => import('./commands/login.js') },
+  { name: 'logout', load: () => import('./commands/logout.js') },
   { name: 'status', load: () => import('./commands/status.js') },
   { name: 'token', load: () => import('./commands/token.js'), runFast: runTokenFast },
   { name: 'exec', load: () => import('./commands/exec.js') },
-  { name: 'logout', load: () => import('./commands/logout.js') },
-  { name: 'key', load: () => import('./commands/key.js') },
-  { name: 'client', load: () => import('./commands/client.js') },
-  { name: 'login', load: () => import('./commands/login.js') },
   { name: 'session', load: () => import('./commands/session.js') },
   { name: 'provider', load: () => import('./commands/provider.js') },
+  { name: 'key', load: () => import('./commands/key.js') },
+  { name: 'client', load: () => import('./commands/client.js') },
+  { name: 'route', load: () => import('./commands/route.js') },
+  { name: 'serve', load: () => import('./commands/serve.js') },
+  { name: 'stop', load: () => import('./commands/stop.js') },
+  { name: 'ping', load: () => import('./commands/ping.js') },
   { name: 'audit', load: () => import('./commands/audit.js') },
 ];
+
+/** The end of `credproxy --help`: examples, the environment, the exit codes (SPEC §5). */
+export const TOP_LEVEL_HELP = `
+Examples:
+  credproxy login github                      log in (starts the proxy if needed)
+  credproxy token github                      print an access token, for $(...) and scripts
+  credproxy exec --provider github -- gh api user
+  credproxy client add agent --provider github --ttl 12h --listen /run/user/$UID/agent.sock
+  credproxy session start github --json       CI: start a login and return at once
+
+Environment:
+  CREDPROXY_SOCKET            the owner socket (--socket overrides it)
+  CREDPROXY_CONFIG            the config file (providers, routes, store)
+  CREDPROXY_DATA_DIR          tokens, API keys, the client registry, audit.log
+  CREDPROXY_KEY_FILE          the key file that wraps the data key (encryption at rest)
+  CREDPROXY_PASSPHRASE_FILE   a file holding the passphrase that wraps the data key
+  CREDPROXY_DEBUG             print stack traces with errors
+
+Exit codes:
+  0 ok   1 error   2 usage   3 pending (login not finished)   4 denied, expired or failed
+  5 proxy not running or not reachable   6 not logged in, or a new login is needed
+`;
+
 
 export async function main(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
   try {
@@ -51,7 +76,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
       if (fast !== undefined) return await fast;
     }
 
-    const { Command } = await import('commander');
+    const { Command, Help } = await import('commander');
     const ctx: CommandContext = { io, exitCode: 0 };
     const program = new Command('credproxy')
       .description('credential proxy: holds OAuth tokens and API keys, hands out short-lived access tokens')
@@ -60,10 +85,25 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
       .configureOutput({
         writeOut: (s) => void io.stdout.write(s),
         writeErr: (s) => void io.stderr.write(s),
+        // Wrapped to the terminal it is shown on; 80 columns for a pipe.
+        getOutHelpWidth: () => (io.stdout as { columns?: number }).columns ?? 80,
+        getErrHelpWidth: () => (io.stderr as { columns?: number }).columns ?? 80,
       })
+      .configureHelp({
+        // Repeatable options collect into an array: "(default: [])" tells nobody anything.
+        optionDescription: (option) => new Help().optionDescription(option).replace(/ \(default: \[\]\)$/, ''),
+      })
+      .addHelpText('after', TOP_LEVEL_HELP)
       .showHelpAfterError('(add --help for usage)')
       .enablePositionalOptions();
-    for (const mod of modules) mod.register(program, ctx);
+    // A module may serve two command words (panic and unlock): register it once.
+    for (const mod of new Set(modules)) mod.register(program, ctx);
+    describeSocketDefault(program, `owner socket (default: ${defaultSocketPath({ env: io.env })})`);
+    if (argv.length === 0) {
+      // A bare `credproxy` asks what it can do: the help, on stdout, and no error.
+      program.outputHelp();
+      return 0;
+    }
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
@@ -72,4 +112,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     if (io.env.CREDPROXY_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + '\n');
     return report.exitCode;
   }
+}
+
+/** Every --socket option's help names the socket as it really resolves ($CREDPROXY_SOCKET, …). */
+function describeSocketDefault(command: import('commander').Command, description: string): void {
+  for (const option of command.options) if (option.long === '--socket') option.description = description;
+  for (const sub of command.commands) describeSocketDefault(sub, description);
 }

@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../exit-codes.js';
@@ -32,7 +33,6 @@ describe('readLine', () => {
 
 describe('waiting for a login', () => {
   it('leaves no abort listener behind per poll (no MaxListenersExceededWarning after 10 s)', async () => {
-    const { getEventListeners } = await import('node:events');
     const ctl = new AbortController();
     const warnings: Error[] = [];
     const onWarning = (w: Error): void => void warnings.push(w);
