@@ -39,14 +39,14 @@ describe('describeError', () => {
     }
     const err = new OtherCopy('the socket path is too long — use a shorter --socket');
     expect(err).not.toBeInstanceOf(ProxyError);
-    expect(describeError(err)).toEqual({ exitCode: exitCodeForErrorCode(ErrorCode.INVALID_REQUEST), message: 'credproxy: the socket path is too long — use a shorter --socket' });
+    expect(describeError(err)).toMatchObject({ exitCode: exitCodeForErrorCode(ErrorCode.INVALID_REQUEST), message: 'credproxy: the socket path is too long — use a shorter --socket' });
     const impostor = Object.assign(new Error('x'), { name: 'ProxyError', code: 'NOT_A_CODE' });
     expect(describeError(impostor).exitCode).toBe(ExitCode.ERROR);
   });
 
   it('maps a missing account behind get_token to 6 and keeps the message that names the fix', () => {
     const err = new OpError('get_token', new ProxyError(ErrorCode.NOT_FOUND, 'gh is not logged in — run `credproxy login gh`'));
-    expect(describeError(err)).toEqual({ exitCode: 6, message: 'credproxy: gh is not logged in — run `credproxy login gh`' });
+    expect(describeError(err)).toMatchObject({ exitCode: 6, message: 'credproxy: gh is not logged in — run `credproxy login gh`' });
     expect(err).toBeInstanceOf(ProxyError);
   });
 
@@ -68,21 +68,21 @@ describe('describeError', () => {
   });
 
   it('lets commander print its own errors: usage → 2, help and version → 0', () => {
-    expect(describeError(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'"))).toEqual({ exitCode: 2, message: undefined });
-    expect(describeError(new CommanderError(1, 'commander.missingArgument', 'error'))).toEqual({ exitCode: 2, message: undefined });
+    expect(describeError(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'"))).toMatchObject({ exitCode: 2, message: undefined });
+    expect(describeError(new CommanderError(1, 'commander.missingArgument', 'error'))).toMatchObject({ exitCode: 2, message: undefined });
     expect(describeError(new CommanderError(1, 'commander.help', '(outputHelp)')).exitCode).toBe(2);
     expect(describeError(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)')).exitCode).toBe(0);
     expect(describeError(new CommanderError(0, 'commander.version', '0.1.0')).exitCode).toBe(0);
   });
 
   it('uses the exit code a CliError carries', () => {
-    expect(describeError(new UsageError('bad --ttl'))).toEqual({ exitCode: 2, message: 'credproxy: bad --ttl' });
+    expect(describeError(new UsageError('bad --ttl'))).toMatchObject({ exitCode: 2, message: 'credproxy: bad --ttl' });
     expect(describeError(new CliError('command not found: x', 127)).exitCode).toBe(127);
   });
 
   it('turns an unexpected error into its message and 1, with no stack trace', () => {
     const report = describeError(new TypeError('boom'));
-    expect(report).toEqual({ exitCode: 1, message: 'credproxy: boom' });
+    expect(report).toMatchObject({ exitCode: 1, message: 'credproxy: boom', code: 'ERROR', bare: 'boom' });
     expect(describeError('weird').message).toBe('credproxy: weird');
   });
 });

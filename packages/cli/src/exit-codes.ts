@@ -118,32 +118,59 @@ export interface ErrorReport {
   exitCode: number;
   /** What to print on stderr; undefined when commander already printed it. */
   message: string | undefined;
+  /**
+   * The error under `--json`: `{"error": {code, message}}` — the proxy's code (SPEC §2) when it
+   * answered one, else USAGE, UNAVAILABLE, PENDING, FAILED, NOT_LOGGED_IN or ERROR by exit code.
+   */
+  code: string;
+  /** The message without the `credproxy: ` prefix. */
+  bare: string;
 }
 
+/** One format for every error line: `credproxy: <what happened> — <the fix>`. */
 function prefixed(message: string): string {
-  return message.startsWith('credproxy ') ? message : `credproxy: ${message}`;
+  return message.startsWith('credproxy ') || message.startsWith('credproxy: ') ? message : `credproxy: ${message}`;
+}
+
+const CODE_BY_EXIT: Record<number, string> = {
+  [ExitCode.ERROR]: 'ERROR',
+  [ExitCode.USAGE]: 'USAGE',
+  [ExitCode.PENDING]: 'PENDING',
+  [ExitCode.FAILED]: 'FAILED',
+  [ExitCode.UNAVAILABLE]: 'UNAVAILABLE',
+  [ExitCode.NOT_LOGGED_IN]: 'NOT_LOGGED_IN',
+  [ExitCode.INTERRUPTED]: 'INTERRUPTED',
+};
+
+function report(exitCode: number, message: string | undefined, code?: string): ErrorReport {
+  const bare = message === undefined ? '' : message.replace(/^credproxy: /, '');
+  return { exitCode, message: message === undefined ? undefined : prefixed(message), code: code ?? CODE_BY_EXIT[exitCode] ?? 'ERROR', bare };
+}
+
+/** An error as one JSON line for stderr under `--json`. */
+export function errorJson(r: ErrorReport): string {
+  return `${JSON.stringify({ error: { code: r.code, message: r.bare } })}\n`;
 }
 
 /** The only function that turns an error into an exit code and a message. */
 export function describeError(err: unknown): ErrorReport {
   if (isCommanderError(err)) {
     // Help and --version exit 0; every other commander error is a usage error it has printed.
-    return { exitCode: err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE, message: undefined };
+    return report(err.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE, undefined);
   }
-  if (err instanceof CliError) return { exitCode: err.exitCode, message: prefixed(err.message) };
+  if (err instanceof CliError) return report(err.exitCode, err.message);
   if (err instanceof ProxyUnavailableError || err instanceof UntrustedSocketError) {
-    return { exitCode: ExitCode.UNAVAILABLE, message: prefixed(err.message) };
+    return report(ExitCode.UNAVAILABLE, err.message);
   }
   if (isProxyError(err)) {
     const op = err instanceof OpError ? err.op : undefined;
-    return { exitCode: exitCodeForErrorCode(err.code, op), message: prefixed(err.message) };
+    return report(exitCodeForErrorCode(err.code, op), err.message, err.code);
   }
   if (isConnectError(err)) {
-    return {
-      exitCode: ExitCode.UNAVAILABLE,
-      message: `credproxy: cannot connect to ${String(err.address ?? 'the socket')} (${err.code ?? 'error'}) — check --socket, or start the proxy with \`credproxy serve\``,
-    };
+    return report(
+      ExitCode.UNAVAILABLE,
+      `cannot connect to ${String(err.address ?? 'the socket')} (${err.code ?? 'error'}) — check --socket, or start the proxy with \`credproxy serve\``,
+    );
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return { exitCode: ExitCode.ERROR, message: prefixed(message) };
+  return report(ExitCode.ERROR, err instanceof Error ? err.message : String(err));
 }

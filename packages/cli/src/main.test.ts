@@ -49,6 +49,22 @@ describe('main', () => {
     expect(sub.out.replace(/\s+/g, ' ')).toContain(`(default: ${NO_PROXY})`);
   });
 
+  it('under --json an error is one JSON object on stderr with the same exit code', async () => {
+    const down = await run(['token', 'github', '--json']);
+    expect(down.code).toBe(5);
+    expect(down.out).toBe('');
+    expect(JSON.parse(down.err)).toEqual({ error: { code: 'UNAVAILABLE', message: expect.stringContaining('credproxy serve') } });
+    const usage = await run(['token', 'github', '--json', '--no-such-option']);
+    expect(usage.code).toBe(2);
+    expect(JSON.parse(usage.err)).toEqual({ error: { code: 'USAGE', message: expect.stringContaining('--no-such-option') } });
+  });
+
+  it('every error line has the one prefix, commander\'s usage errors included', async () => {
+    const { err } = await run(['frobnicate']);
+    expect(err).toMatch(/^credproxy: /);
+    expect(err).not.toMatch(/^error:/m);
+  });
+
   it.each([
     [['frobnicate']],
     [['token']],
@@ -59,7 +75,7 @@ describe('main', () => {
     const { code, out, err } = await run(argv);
     expect(code).toBe(2);
     expect(out).toBe('');
-    expect(err).toMatch(/error|Usage/);
+    expect(err).toMatch(/^credproxy: |Usage/);
   });
 
   it.each([
@@ -74,7 +90,7 @@ describe('main', () => {
     expect(err).not.toContain('not running');
   });
 
-  it.each([[['ping']], [['status']], [['token', 'gh']], [['token', 'gh', '--json']], [['key', 'list']], [['stop']], [['client', 'list']]])(
+  it.each([[['ping']], [['status']], [['token', 'gh']], [['key', 'list']], [['stop']], [['client', 'list']]])(
     '%j without a proxy exits 5 and names `credproxy serve`',
     async (argv) => {
       const { code, out, err } = await run(argv);

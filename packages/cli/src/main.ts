@@ -7,7 +7,7 @@ import type { CommandContext, CommandModule } from './command-kit.js';
 // import would add two more sequential module loads to its start (token-fast.ts is small).
 import { runFast as runTokenFast } from './commands/token-fast.js';
 import { CREDPROXY_VERSION, defaultSocketPath } from './core-client.js';
-import { describeError } from './exit-codes.js';
+import { describeError, errorJson } from './exit-codes.js';
 import { type CliIO, processIO } from './output.js';
 
 interface CommandEntry {
@@ -60,6 +60,9 @@ Exit codes:
 
 
 export async function main(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+  const json = argv.includes('--json');
+  /** Under --json, commander's own usage errors are collected and printed as one JSON object. */
+  let usage = '';
   try {
     // The program has no options of its own besides --help/--version, so the first word that is
     // not an option is the command.
@@ -84,7 +87,9 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
       .exitOverride()
       .configureOutput({
         writeOut: (s) => void io.stdout.write(s),
-        writeErr: (s) => void io.stderr.write(s),
+        writeErr: (s) => void (json ? (usage += s) : io.stderr.write(s)),
+        // Every error line has one prefix, commander's included ("error: …" → "credproxy: …").
+        outputError: (s, write) => write(s.replace(/^error: /, 'credproxy: ')),
         // Wrapped to the terminal it is shown on; 80 columns for a pipe.
         getOutHelpWidth: () => (io.stdout as { columns?: number }).columns ?? 80,
         getErrHelpWidth: () => (io.stderr as { columns?: number }).columns ?? 80,
@@ -108,6 +113,13 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     return ctx.exitCode;
   } catch (err) {
     const report = describeError(err);
+    if (json && report.exitCode !== 0) {
+      if (report.message === undefined) {
+        report.bare = usage.replace(/^credproxy: /, '').replace(/\n?\(add --help for usage\)\n?$/, '').trim();
+      }
+      io.stderr.write(errorJson(report));
+      return report.exitCode;
+    }
     if (report.message !== undefined) io.stderr.write(report.message + '\n');
     if (io.env.CREDPROXY_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + '\n');
     return report.exitCode;

@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../exit-codes.js';
-import { readLine, sleep, waitForSession } from './login.js';
+import { readLine, sessionFailure, sleep, waitForSession } from './login.js';
 
 describe('readLine', () => {
   it('reads one pasted line', async () => {
@@ -51,5 +51,18 @@ describe('waiting for a login', () => {
     } finally {
       process.off('warning', onWarning);
     }
+  });
+});
+
+describe('how a login ended, said once', () => {
+  it.each([
+    ['denied', 'demo: the login was denied at the provider', 'login to demo: the login was denied at the provider — run `credproxy login demo` to try again'],
+    ['cancelled', 'the login was cancelled', 'login to demo: the login was cancelled'],
+    ['expired', 'the login was not completed in time', 'login to demo: expired: the login was not completed in time — run `credproxy login demo` to try again'],
+    ['failed', undefined, 'login to demo: failed — run `credproxy login demo` to try again'],
+  ] as const)('%s', (status, error, message) => {
+    const err = sessionFailure({ status, ...(error ? { error } : {}) }, 'demo');
+    expect(err.message).toBe(message);
+    expect(err.message).not.toMatch(/(denied|cancelled)\b.*\b\1\b/);
   });
 });

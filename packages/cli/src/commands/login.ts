@@ -160,18 +160,23 @@ export async function waitForSession(
   }
 }
 
+/**
+ * How a session ended, said once: the proxy's message usually says it already ("demo: the login
+ * was denied at the provider"), so the status word is added only when the message lacks it.
+ */
+export function describeEnded(status: OAuthPollResult['status'], error: string | undefined): string {
+  if (!error) return status;
+  const bare = error.replace(/^[A-Za-z0-9._@-]+: /, '');
+  return bare.includes(status) ? bare : `${status}: ${bare}`;
+}
+
 /** The message and exit code for a session that did not complete. */
 export function sessionFailure(result: OAuthPollResult, label: string): CliError {
-  const why = result.error ? `: ${result.error}` : '';
   const code = exitCodeForSession(result.status);
-  switch (result.status) {
-    case 'cancelled':
-      return new CliError(`login to ${label} was cancelled${why}`, code);
-    case 'pending':
-      return new CliError(`login to ${label} is still pending`, code);
-    default:
-      return new CliError(`login to ${label} ${result.status}${why} — run \`credproxy login ${label.split(':')[0]}\` to try again`, code);
-  }
+  if (result.status === 'pending') return new CliError(`login to ${label} is still pending`, code);
+  const how = describeEnded(result.status, result.error);
+  const again = result.status === 'cancelled' ? '' : ` — run \`credproxy login ${label.split(':')[0]}\` to try again`;
+  return new CliError(`login to ${label}: ${how}${again}`, code);
 }
 
 function parseImportedToken(text: string): OpPayload<'save_token'>['token'] {

@@ -10,7 +10,7 @@ import type { OAuthPollResult, OpPayload } from '../core-client.js';
 import { ExitCode, exitCodeForSession } from '../exit-codes.js';
 import { type CliIO, accountLabel, formatExpiry, printResult } from '../output.js';
 import { connectOrStart, withProxy } from '../proxy.js';
-import { assertFlow, sessionFailure, waitForSession } from './login.js';
+import { assertFlow, describeEnded, sessionFailure, waitForSession } from './login.js';
 
 export interface SessionStartOptions extends CommonOptions {
   provider: string;
@@ -49,7 +49,7 @@ export function formatPoll(d: OAuthPollResult): string {
   if (d.status === 'complete') {
     return `complete: ${accountLabel(d.provider ?? '?', d.bucket)} — token valid until ${formatExpiry(d.expiry)}\n`;
   }
-  return d.error ? `${d.status}: ${d.error}\n` : `${d.status}\n`;
+  return `${describeEnded(d.status, d.error)}\n`;
 }
 
 export async function handleSessionStatus(options: SessionStatusOptions, io: CliIO): Promise<number> {
