@@ -29,6 +29,8 @@ describe('resolvePaths', () => {
       tokensDir: '/d/tokens',
       keysDir: '/d/keys',
       clientsFile: '/d/clients.json',
+      storeKeyFile: '/d/store-key.json',
+      autoKeyFile: '/c/store.key',
       socketPath: '/r/p.sock',
       runDir: '/r',
       pidFile: '/r/p.sock.pid',

@@ -25,6 +25,10 @@ export interface CredproxyPaths {
   keysDir: string;
   /** The client registry (token hashes, never tokens). */
   clientsFile: string;
+  /** The data key, wrapped (never the key that wraps it). */
+  storeKeyFile: string;
+  /** The key file made when no key source is configured: in the config dir, never the data dir. */
+  autoKeyFile: string;
   socketPath: string;
   /** Directory that holds the socket and the pid/lock file. */
   runDir: string;
@@ -50,6 +54,8 @@ export function resolvePaths(inputs: PathInputs & { socketPath?: string } = {}):
     tokensDir: path.join(dataDir, 'tokens'),
     keysDir: path.join(dataDir, 'keys'),
     clientsFile: path.join(dataDir, 'clients.json'),
+    storeKeyFile: path.join(dataDir, 'store-key.json'),
+    autoKeyFile: path.join(path.dirname(configFile), 'store.key'),
     socketPath,
     runDir,
     pidFile: socketPath + '.pid',

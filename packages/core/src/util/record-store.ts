@@ -20,11 +20,15 @@
  * - `list` answers keys only, in a stable order, never secrets.
  * - Values are copies: mutating a record after `put` or after `get` changes nothing stored.
  *
- * Later: a compare-and-swap `version` on put (for Redis, where several proxies share a store).
+ * - Compare-and-swap: a store that can say which version of a record it holds (`read`) takes
+ *   `put(record, {ifVersion})` and rejects with VersionConflictError when the stored version is
+ *   another one (`null`: the record must not exist) — so a stale writer (a proxy whose lock
+ *   expired mid-refresh) loses instead of overwriting a rotated refresh token. Stores without
+ *   versions ignore `ifVersion`.
  */
 export interface RecordStore<K, R> {
   get(key: K): Promise<R | undefined>;
-  put(record: R): Promise<void>;
+  put(record: R, options?: PutOptions): Promise<void>;
   delete(key: K): Promise<boolean>;
   list(): Promise<K[]>;
   /**
@@ -34,6 +38,27 @@ export interface RecordStore<K, R> {
    * while the watch is live. A store without it gets no caching in front of it.
    */
   watch?(onChange: (key?: K) => void): StoreWatch;
+}
+
+/** An opaque tag of one stored state of a record: equal tags, same bytes. */
+export type RecordVersion = string;
+
+export interface PutOptions {
+  /** Write only if the stored record is at this version (`null`: only if there is none). */
+  ifVersion?: RecordVersion | null;
+}
+
+export interface Versioned<R> {
+  record: R;
+  version: RecordVersion;
+}
+
+/** put with `ifVersion` found another version stored: someone else wrote first. */
+export class VersionConflictError extends Error {
+  constructor(readonly recordName: string) {
+    super(`${recordName} was changed by another writer`);
+    this.name = 'VersionConflictError';
+  }
 }
 
 /** A change feed opened with {@link RecordStore.watch}. */
@@ -58,4 +83,6 @@ export type Unlock = () => Promise<void>;
 export interface LockingRecordStore<K, R> extends RecordStore<K, R> {
   /** Exclusive lock on one key; waits (bounded) while another holder has it. */
   lock(key: K): Promise<Unlock>;
+  /** The record with its version, for a compare-and-swap put (optional: test stores may lack it). */
+  read?(key: K): Promise<Versioned<R> | undefined>;
 }

@@ -9,6 +9,7 @@ import { isName } from '../../protocol/validate.js';
 import { ensureDataDir, readSecretFile, removeFile, writeFileAtomic } from '../../util/fs-secure.js';
 import type { StoreWatch } from '../../util/record-store.js';
 import type { ApiKeyRecord, ApiKeyStore } from '../api-keys.js';
+import { RecordCipher } from '../crypto.js';
 import { DirWatch, type DirWatchOptions } from './dir-watch.js';
 
 const SUFFIX = '.key';
@@ -16,16 +17,20 @@ const SUFFIX = '.key';
 export interface FileApiKeyStoreOptions {
   /** How the keys directory is watched (tests inject an unavailable fs.watch here). */
   watch?: DirWatchOptions;
+  /** Seals each key file (encryption at rest); plaintext (the key verbatim) by default. */
+  cipher?: RecordCipher;
 }
 
 export class FileApiKeyStore implements ApiKeyStore {
   readonly #dir: string;
   readonly #watchOptions: DirWatchOptions;
+  readonly #cipher: RecordCipher;
 
   /** `dir`: the keys directory, `resolvePaths().keysDir`. Names are validated (SPEC §3) before they get here. */
   constructor(dir: string, options: FileApiKeyStoreOptions = {}) {
     this.#dir = dir;
     this.#watchOptions = options.watch ?? {};
+    this.#cipher = options.cipher ?? RecordCipher.plaintext();
   }
 
   #file(name: string): string {
@@ -33,13 +38,13 @@ export class FileApiKeyStore implements ApiKeyStore {
   }
 
   async get(name: string): Promise<ApiKeyRecord | undefined> {
-    const key = await readSecretFile(this.#file(name));
-    return key === undefined ? undefined : { name, key };
+    const stored = await readSecretFile(this.#file(name));
+    return stored === undefined ? undefined : { name, key: this.#cipher.open(`keys/${name}`, stored) };
   }
 
   async put(record: ApiKeyRecord): Promise<void> {
     await ensureDataDir(this.#dir);
-    await writeFileAtomic(this.#file(record.name), record.key);
+    await writeFileAtomic(this.#file(record.name), this.#cipher.seal(`keys/${record.name}`, record.key));
   }
 
   async delete(name: string): Promise<boolean> {

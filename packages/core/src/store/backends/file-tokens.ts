@@ -1,10 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fsCallback, { promises as fs } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { isName, isPlainObject } from '../../protocol/validate.js';
 import { ensureDataDir, readFileIfExists, removeFile, writeFileAtomic } from '../../util/fs-secure.js';
 import type { AccountKey, AccountRecord, TokenStore, Unlock } from '../token-store.js';
+import { type PutOptions, type Versioned, VersionConflictError } from '../../util/record-store.js';
+import { RecordCipher } from '../crypto.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { isRunning } from '../../util/process.js';
@@ -114,6 +116,28 @@ export interface FileTokenStoreOptions {
   logger?: Logger;
   /** The fs proper-lockfile and the release use (fault injection in tests). */
   lockFs?: LockFs;
+  /** Seals each file (encryption at rest); plaintext by default. */
+  cipher?: RecordCipher;
+}
+
+/** The record name an account's value is bound to (AES-GCM associated data). */
+export function tokenRecordName(key: AccountKey): string {
+  return `tokens/${key.provider}/${key.bucket}`;
+}
+
+/** Version of a stored value: a hash of its bytes (equal bytes, equal version). */
+function versionOf(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 24);
+}
+
+/** A sealed account file: `{"sealed": "credproxy-sealed:v1:..."}`. */
+function decodeAccount(text: string, name: string, file: string, cipher: RecordCipher): AccountRecord {
+  const outer: unknown = JSON.parse(text);
+  const parsed: unknown = isPlainObject(outer) && typeof outer.sealed === 'string' ? JSON.parse(cipher.open(name, outer.sealed)) : (cipher.open(name, text), outer);
+  if (!isPlainObject(parsed) || !isPlainObject(parsed.token) || typeof parsed.token.access_token !== 'string') {
+    throw new Error(`token file ${file} is not a credproxy account record`);
+  }
+  return parsed as unknown as AccountRecord;
 }
 
 /** Which lock directory is ours: its inode, and the stamp we wrote into it (when we could). */
@@ -131,9 +155,11 @@ export class FileTokenStore implements TokenStore {
   readonly #dir: string;
   readonly #logger: Logger;
   readonly #lockFs: LockFs;
+  readonly #cipher: RecordCipher;
 
   constructor(dir: string, options: FileTokenStoreOptions = {}) {
     this.#dir = dir;
+    this.#cipher = options.cipher ?? RecordCipher.plaintext();
     this.#logger = options.logger ?? silentLogger;
     this.#lockFs = options.lockFs ?? defaultLockFs;
   }
@@ -143,19 +169,29 @@ export class FileTokenStore implements TokenStore {
   }
 
   async get(key: AccountKey): Promise<AccountRecord | undefined> {
-    const text = await readFileIfExists(this.#file(key));
-    if (text === undefined) return undefined;
-    const parsed: unknown = JSON.parse(text);
-    if (!isPlainObject(parsed) || !isPlainObject(parsed.token) || typeof parsed.token.access_token !== 'string') {
-      throw new Error(`token file ${this.#file(key)} is not a credproxy account record`);
-    }
-    return parsed as unknown as AccountRecord;
+    return (await this.read(key))?.record;
   }
 
-  async put(record: AccountRecord): Promise<void> {
+  async read(key: AccountKey): Promise<Versioned<AccountRecord> | undefined> {
+    const text = await readFileIfExists(this.#file(key));
+    if (text === undefined) return undefined;
+    return { record: decodeAccount(text, tokenRecordName(key), this.#file(key), this.#cipher), version: versionOf(text) };
+  }
+
+  /**
+   * `ifVersion` is checked by re-reading the file first: not atomic against another process, but
+   * every token write is made holding the account's lock, which is what excludes other writers.
+   */
+  async put(record: AccountRecord, options: PutOptions = {}): Promise<void> {
     const file = this.#file(record);
     await ensureDataDir(path.dirname(file));
-    await writeFileAtomic(file, JSON.stringify(record, null, 2) + '\n');
+    if (options.ifVersion !== undefined) {
+      const text = await readFileIfExists(file);
+      const current = text === undefined ? null : versionOf(text);
+      if (current !== options.ifVersion) throw new VersionConflictError(tokenRecordName(record));
+    }
+    const json = JSON.stringify(record, null, 2);
+    await writeFileAtomic(file, this.#cipher.encrypting ? JSON.stringify({ sealed: this.#cipher.seal(tokenRecordName(record), json) }) + '\n' : json + '\n');
   }
 
   async delete(key: AccountKey): Promise<boolean> {

@@ -5,7 +5,7 @@
  * change feed, and for tokens an exclusive per-account lock (within this process) — so a test of
  * the account service, the API-key cache or the client registry can run without a data dir.
  */
-import type { LockingRecordStore, RecordStore, StoreWatch, Unlock } from '../../util/record-store.js';
+import { type LockingRecordStore, type PutOptions, type RecordStore, type StoreWatch, type Unlock, type Versioned, VersionConflictError } from '../../util/record-store.js';
 import type { AccountKey, AccountRecord } from '../token-store.js';
 
 /** A string key as it is; an object key (AccountKey) as its fields in name order. */
@@ -20,7 +20,8 @@ function defaultId(key: unknown): string {
 
 /** A record store in a Map, for tests: keeps nothing across processes or restarts. */
 export class MemoryRecordStore<K, R> implements RecordStore<K, R> {
-  readonly #records = new Map<string, { key: K; record: R }>();
+  readonly #records = new Map<string, { key: K; record: R; version: string }>();
+  #writes = 0;
   readonly #listeners = new Set<(key?: K) => void>();
   readonly #keyOf: (record: R) => K;
   readonly #id: (key: K) => string;
@@ -40,9 +41,16 @@ export class MemoryRecordStore<K, R> implements RecordStore<K, R> {
     return entry === undefined ? undefined : structuredClone(entry.record);
   }
 
-  async put(record: R): Promise<void> {
+  async read(key: K): Promise<Versioned<R> | undefined> {
+    const entry = this.#records.get(this.#id(key));
+    return entry === undefined ? undefined : { record: structuredClone(entry.record), version: entry.version };
+  }
+
+  async put(record: R, options: PutOptions = {}): Promise<void> {
     const key = structuredClone(this.#keyOf(record));
-    this.#records.set(this.#id(key), { key, record: structuredClone(record) });
+    const id = this.#id(key);
+    if (options.ifVersion !== undefined && (this.#records.get(id)?.version ?? null) !== options.ifVersion) throw new VersionConflictError(id);
+    this.#records.set(id, { key, record: structuredClone(record), version: `m${++this.#writes}` });
     this.#notify(key);
   }
 
