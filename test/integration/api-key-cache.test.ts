@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ErrorCode, ProxyClient, resolvePaths, startProxy, type RunningProxy } from '../../packages/core/src/index.js';
 import { KEY_RECHECK_MS } from '../../packages/core/src/store/api-keys.js';
-import { cleanupTestEnv, startTestProxy } from '../support/temp.js';
+import { cleanupTestEnv, startTestProxy, tempDir } from '../support/temp.js';
 
 /** How long a change on disk may take to be served: inotify delivers in milliseconds. */
 const BOUND_MS = 1_000;
@@ -23,7 +23,11 @@ afterEach(async () => {
 });
 
 async function setup() {
-  const { proxy, layout } = await startTestProxy();
+  // Other processes write key files by hand here, so the store is plaintext (encryption at
+  // rest: store-encryption.test.ts).
+  const dir = await tempDir();
+  await fs.writeFile(path.join(dir, 'config.json'), JSON.stringify({ encryption: 'none' }));
+  const { proxy, layout } = await startTestProxy({}, dir);
   const owner = await ProxyClient.connect({ socketPath: proxy.socketPath });
   opened.push(owner);
   const keyFile = (name: string): string => path.join(layout.dataDir, 'keys', `${name}.key`);

@@ -41,6 +41,8 @@ async function setup(as: AsChild, dir: string): Promise<Setup> {
   await fs.writeFile(
     configFile,
     JSON.stringify({
+      // These tests read and compare the token file directly (encryption: store-encryption.test.ts).
+      encryption: 'none',
       providers: {
         acme: {
           issuer: as.info.issuer,

@@ -75,7 +75,8 @@ describe('API keys', () => {
     await ok('set_api_key', { name: 'filecheck', key: 'v' });
     const file = path.join(layout.dataDir, 'keys', 'filecheck.key');
     expect(await mode(file)).toBe(0o600);
-    expect(await fs.readFile(file, 'utf8')).toBe('v');
+    // Encrypted at rest (SPEC §8): sealed, never the key itself.
+    expect(await fs.readFile(file, 'utf8')).toMatch(/^credproxy-sealed:v1:[0-9a-f]{16}:/);
   });
 });
 

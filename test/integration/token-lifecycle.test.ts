@@ -44,7 +44,8 @@ async function setup(options: Parameters<typeof startTestAuthServer>[0]): Promis
   const configFile = path.join(dir, 'config.json');
   await fs.writeFile(
     configFile,
-    JSON.stringify({ providers: { acme: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri } } }),
+    // encryption "none": these tests read and edit the token file directly (encryption: store-encryption.test.ts).
+    JSON.stringify({ encryption: 'none', providers: { acme: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri } } }),
   );
   return { as, dir, dataDir, configFile, tokenFile: (bucket = 'default') => path.join(dataDir, 'tokens', 'acme', `${bucket}.json`) };
 }
