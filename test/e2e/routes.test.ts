@@ -9,16 +9,17 @@
  * the key.
  */
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { createScriptedUser, startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
+import { startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
 import OpenAI from 'openai';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, makeLayout, run, startServe, withClient, type Layout, type RunResult, type ServeProcess } from './cli-harness.js';
+import { refreshTokenFrom } from '../support/auth-code-login.js';
 import { makeTestCa, startTestUpstream, type TestUpstream } from '../support/https-upstream.js';
 
 const execFileP = promisify(execFile);
@@ -207,34 +208,6 @@ describe('an API-key route through the built CLI', () => {
   });
 });
 
-/** Authorization code + PKCE with the paste client, as a scripted user: the refresh token. */
-async function loginAtAuthServer(): Promise<string> {
-  const verifier = randomBytes(32).toString('base64url');
-  const state = randomBytes(16).toString('base64url');
-  const auth = new URL(as.endpoints.authorization);
-  auth.search = new URLSearchParams({
-    response_type: 'code',
-    client_id: as.clients.paste.clientId,
-    redirect_uri: as.clients.paste.redirectUri,
-    scope: 'openid offline_access',
-    prompt: 'consent',
-    state,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString();
-  const user = createScriptedUser();
-  const pasted = await user.readPastedCode(await user.authorize(auth));
-  const code = pasted.split('#')[0]!;
-  const res = await fetch(as.endpoints.token, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: as.clients.paste.redirectUri, client_id: as.clients.paste.clientId }),
-  });
-  const body = (await res.json()) as { refresh_token?: string };
-  if (!body.refresh_token) throw new Error(`no refresh token: ${res.status}`);
-  return body.refresh_token;
-}
-
 describe('an OAuth-account route through the built CLI', () => {
   it('injects the token, answers a 401 with one refresh and a retry, and REAUTH_REQUIRED when a login is needed', async () => {
     await cli([
@@ -244,7 +217,7 @@ describe('an OAuth-account route through the built CLI', () => {
     await cli(['route', 'add', 'acct', '--upstream', upstream.origin, '--account', 'acme']);
     // A refresh token from a real login at the authorization server, injected with an access
     // token upstream does not know (as `credproxy login --with-token` would import it).
-    const refreshToken = await loginAtAuthServer();
+    const refreshToken = await refreshTokenFrom(as);
     await withClient(layout.socket, (c) =>
       c.call('save_token', { provider: 'acme', token: { access_token: 'stale-access-token', refresh_token: refreshToken, expiry: Math.floor(Date.now() / 1000) + 3600 } }),
     );

@@ -9,7 +9,7 @@
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createScriptedUser, startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
+import { startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -22,6 +22,7 @@ import {
   type ProxyOptions,
   type RunningProxy,
 } from '../../packages/core/src/index.js';
+import { refreshTokenFrom } from '../support/auth-code-login.js';
 import { makeTestCa, startTestUpstream, type TestCa, type TestUpstream } from '../support/https-upstream.js';
 import { removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
 
@@ -251,13 +252,10 @@ describe('a Unix-socket HTTP listener', () => {
 
 describe('OAuth-account routes', () => {
   it('a 401 from upstream → one refresh at the authorization server → one retry with the new token', async () => {
-    // A real login (paste flow), then the access token replaced by one upstream does not know.
-    const init = await owner.call('oauth_initiate', { provider: 'acme' });
-    const user = createScriptedUser();
-    const code = await user.readPastedCode(await user.authorize(init.auth_url));
-    await owner.call('oauth_exchange', { session_id: init.session_id, code });
-    const stored = JSON.parse(await fs.readFile(path.join(dir, 'data', 'tokens', 'acme', 'default.json'), 'utf8')) as { token: { refresh_token: string } };
-    await owner.call('save_token', { provider: 'acme', token: { access_token: 'stale-access-token', refresh_token: stored.token.refresh_token, expiry: Math.floor(Date.now() / 1000) + 3600 } });
+    // A real refresh token from the authorization server, injected with an access token
+    // upstream does not know (as `credproxy login --with-token` imports one).
+    const refreshToken = await refreshTokenFrom(as);
+    await owner.call('save_token', { provider: 'acme', token: { access_token: 'stale-access-token', refresh_token: refreshToken, expiry: Math.floor(Date.now() / 1000) + 3600 } });
 
     const added = await owner.call('client_add', { name: 'oauth-agent', scopes: [], routes: ['acct', 'nobody'], http: '127.0.0.1:0' });
     as.resetCounts();

@@ -58,6 +58,8 @@ export interface UpstreamResponse {
 /** The seam the forwarder uses: tests and other transports can stand in for the pool. */
 export interface UpstreamClient {
   request(upstream: RouteUpstream, request: UpstreamRequest): Promise<UpstreamResponse>;
+  /** Close the connections to an origin no route uses any more. */
+  forget?(origin: string): Promise<void>;
 }
 
 /** An upstream failure as the proxy reports it: UPSTREAM_UNAVAILABLE, 504 when it was a timeout. */

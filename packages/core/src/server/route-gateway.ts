@@ -8,7 +8,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuditEvent, AuditSink } from '../clients/audit-log.js';
 import { FailureRateLimiter } from '../clients/rate-limit.js';
-import type { ClientRegistry } from '../clients/registry.js';
+import type { ClientRecord, ClientRegistry } from '../clients/registry.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { DEFAULT_MIN_VALID_SECONDS } from '../protocol/limits.js';
 import {
@@ -37,6 +37,8 @@ export interface RouteGatewayOptions {
   audit: AuditSink;
   clock: Clock;
   logger: Logger;
+  /** Routes granted beyond the registration (approved access requests, SPEC §9), asked per request. */
+  temporaryGrant?: (client: ClientRecord, route: string) => boolean;
 }
 
 /** Seconds of validity an account route's token has at least (SPEC §6, as get_token's default). */
@@ -78,6 +80,9 @@ export class RouteGateway {
   readonly #o: RouteGatewayOptions;
   /** Wrong capability tokens on HTTP listeners, per peer: the handshakes' rule (10 a minute). */
   readonly #failures: FailureRateLimiter;
+  /** The route table last seen, and the origins it used: a pool no route uses any more is closed. */
+  #seenRoutes: ReadonlyMap<string, ResolvedRoute> | undefined;
+  #origins = new Set<string>();
   /** When a 401 last forced a refresh, per account. */
   readonly #forced = new Map<string, number>();
 
@@ -89,13 +94,19 @@ export class RouteGateway {
   /** The routes `client` may call now: configured ∩ granted, none once it is removed or expired. */
   async routesOf(client: string): Promise<ReadonlyMap<string, ResolvedRoute>> {
     const record = this.#o.clients.get(client);
-    const granted = record?.routes ?? [];
-    if (!record || granted.length === 0 || this.#o.clients.isExpired(record)) return new Map();
+    if (!record || this.#o.clients.isExpired(record)) return new Map();
+    const granted = record.routes ?? [];
+    const temporary = this.#o.temporaryGrant;
+    if (granted.length === 0 && !temporary) return new Map();
     const all = await this.#o.catalog.forRequests();
+    if (all !== this.#seenRoutes) this.#routesChanged(all);
     const out = new Map<string, ResolvedRoute>();
     for (const name of granted) {
       const route = all.get(name);
       if (route) out.set(name, route);
+    }
+    if (temporary) {
+      for (const [name, route] of all) if (!out.has(name) && temporary(record, name)) out.set(name, route);
     }
     return out;
   }
@@ -131,6 +142,15 @@ export class RouteGateway {
       }
       throw err;
     }
+  }
+
+  #routesChanged(all: ReadonlyMap<string, ResolvedRoute>): void {
+    this.#seenRoutes = all;
+    const origins = new Set([...all.values()].map((r) => r.upstream.origin));
+    for (const origin of this.#origins) {
+      if (!origins.has(origin)) void this.#o.upstream.forget?.(origin);
+    }
+    this.#origins = origins;
   }
 
   #mayForce(key: AccountKey): boolean {
