@@ -33,6 +33,11 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'serve', load: () => import('./commands/serve.js') },
   { name: 'stop', load: () => import('./commands/stop.js') },
   { name: 'ping', load: () => import('./commands/ping.js') },
+  { name: 'doctor', load: () => import('./commands/doctor.js') },
+  { name: 'service', load: () => import('./commands/service.js') },
+  { name: 'completion', load: () => import('./commands/completion.js') },
+  // Hidden: what the completion scripts call back for names (providers, clients, keys, routes).
+  { name: '__complete', load: () => import('./commands/completion.js') },
   { name: 'audit', load: () => import('./commands/audit.js') },
 ];
 
@@ -51,6 +56,7 @@ Environment:
   CREDPROXY_DATA_DIR          tokens, API keys, the client registry, audit.log
   CREDPROXY_KEY_FILE          the key file that wraps the data key (encryption at rest)
   CREDPROXY_PASSPHRASE_FILE   a file holding the passphrase that wraps the data key
+  CREDPROXY_CAPABILITY_TOKEN  in a sandbox: the client's token, for token, exec and key (or --token-fd N)
   CREDPROXY_DEBUG             print stack traces with errors
 
 Exit codes:

@@ -1,10 +1,45 @@
 /** Talking to the proxy from a command: where the socket is, connect, call, close. */
-import { OpError } from './exit-codes.js';
+import { readFileSync } from 'node:fs';
+import { OpError, UsageError } from './exit-codes.js';
 import { ProxyClient, ProxyError, ProxyUnavailableError, type Op, type OpPayload, type OpResult } from './core-client.js';
 import type { CliIO } from './output.js';
 import { socketPathFor } from './socket.js';
 
 export { pingSocket, socketPathFor } from './socket.js';
+
+/** The variable a sandboxed CLI finds its capability token in (SPEC §4). */
+export const CAPABILITY_TOKEN_ENV = 'CREDPROXY_CAPABILITY_TOKEN';
+
+/**
+ * The capability token a sandboxed CLI presents: `--token-fd N` (read once from that descriptor,
+ * as llxprt-code hands it over on fd 3), else $CREDPROXY_CAPABILITY_TOKEN. Undefined: the owner.
+ */
+export function capabilityTokenFrom(env: NodeJS.ProcessEnv): string | undefined {
+  const token = env[CAPABILITY_TOKEN_ENV]?.trim();
+  if (token === undefined || token === '') return undefined;
+  if (!/^[0-9a-f]{64}$/.test(token)) {
+    throw new UsageError(`${CAPABILITY_TOKEN_ENV} is not a capability token (64 lowercase hex characters) — use the token \`credproxy client add\` printed`);
+  }
+  return token;
+}
+
+/** `env` with the token read from descriptor `fd` (`--token-fd`), for capabilityTokenFrom. */
+export function withTokenFromFd(env: NodeJS.ProcessEnv, fd: string | undefined): NodeJS.ProcessEnv {
+  if (fd === undefined) return env;
+  if (!/^\d+$/.test(fd)) throw new UsageError(`--token-fd takes a file descriptor number, e.g. --token-fd 3, not '${fd}'`);
+  let text: string;
+  try {
+    text = readFileSync(Number(fd), 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read a capability token from descriptor ${fd} (${(err as NodeJS.ErrnoException).code ?? 'error'}) — pass it as \`3< token-file\``);
+  }
+  return { ...env, [CAPABILITY_TOKEN_ENV]: text.trim() };
+}
+
+function connectOptions(socketPath: string, env: NodeJS.ProcessEnv): { socketPath: string; capabilityToken?: string } {
+  const capabilityToken = capabilityTokenFrom(env);
+  return capabilityToken === undefined ? { socketPath } : { socketPath, capabilityToken };
+}
 
 /** An owner connection whose errors remember the op that answered them. */
 export interface ProxyConnection {
@@ -19,7 +54,7 @@ export async function withProxy<T>(
   fn: (proxy: ProxyConnection) => Promise<T>,
 ): Promise<T> {
   const socketPath = socketPathFor(socketOption, env);
-  const client = await ProxyClient.connect({ socketPath });
+  const client = await ProxyClient.connect(connectOptions(socketPath, env));
   const connection: ProxyConnection = {
     socketPath,
     client,
@@ -37,7 +72,7 @@ export async function withProxy<T>(
 
 /** One op on a fresh owner connection, in one round trip (`credproxy token`). */
 export async function requestOnce<O extends Op>(socketOption: string | undefined, env: NodeJS.ProcessEnv, op: O, payload: OpPayload<O>): Promise<OpResult<O>> {
-  return ProxyClient.request({ socketPath: socketPathFor(socketOption, env) }, op, payload).catch((err: unknown) => {
+  return ProxyClient.request(connectOptions(socketPathFor(socketOption, env), env), op, payload).catch((err: unknown) => {
     throw err instanceof ProxyError ? new OpError(op, err) : err;
   });
 }
@@ -50,13 +85,13 @@ export async function connectOrStart(socketOption: string | undefined, io: CliIO
   const socketPath = socketPathFor(socketOption, io.env);
   let client: ProxyClient;
   try {
-    client = await ProxyClient.connect({ socketPath });
+    client = await ProxyClient.connect(connectOptions(socketPath, io.env));
   } catch (err) {
     if (!(err instanceof ProxyUnavailableError)) throw err;
     const { startInBackground } = await import('./commands/serve.js');
     const started = await startInBackground(socketPath, io);
     io.stderr.write(`credproxy was not running — started it (pid ${started.pid}) on ${started.socket}\n`);
-    client = await ProxyClient.connect({ socketPath });
+    client = await ProxyClient.connect(connectOptions(socketPath, io.env));
   }
   return {
     socketPath,

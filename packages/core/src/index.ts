@@ -25,4 +25,7 @@ export { ConfigError, ConfigSource, parseConfig, parseProvider, addProviderToCon
 export type { ProviderConfig, CredproxyConfig } from './config/config-file.js';
 export type { StoredToken, AccountRecord, TokenStore, AccountKey } from './store/token-store.js';
 export { FileTokenStore } from './store/backends/file-tokens.js';
+export { PROVIDER_PRESETS, findPreset, summarizePreset, applyPreset } from './flows/presets/index.js';
+export type { ProviderPreset, PresetSummary } from './flows/presets/index.js';
+export { CallbackRouter } from './flows/callback-router.js';
 export { isRunning } from './util/process.js';

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
 import { CliError, UsageError } from '../exit-codes.js';
 import { type CliIO, printResult } from '../output.js';
-import { withProxy } from '../proxy.js';
+import { withProxy, withTokenFromFd } from '../proxy.js';
 import { readSecret } from '../secret-input.js';
 
 export interface KeyNameOptions extends CommonOptions {
@@ -41,15 +41,38 @@ export async function handleKeyRemove(options: KeyNameOptions, io: CliIO): Promi
   return data.removed ? 0 : 1;
 }
 
+export interface KeyGetOptions extends KeyNameOptions {
+  tokenFd?: string;
+}
+
+/** Print a key (owner, or a sandbox client in scope with its capability token). */
+export async function handleKeyGet(options: KeyGetOptions, io: CliIO): Promise<number> {
+  const env = withTokenFromFd(io.env, options.tokenFd);
+  const data = await withProxy(options.socket, env, (proxy) => proxy.call('get_api_key', { name: options.name }));
+  printResult(io, options.json, data, (d) => `${d.key}\n`);
+  return 0;
+}
+
 export function register(program: Command, ctx: CommandContext): void {
-  const key = program.command('key').description('API keys: set (value from stdin), list, remove');
+  const key = program.command('key').description('API keys: set (value from stdin), list, get, remove');
   dataOptions(key.command('set').description('store an API key; the value is read from stdin').argument('<name>', 'key name')).action(
     async (name: string, opts: CommonOptions) => {
       ctx.exitCode = await handleKeySet({ name, ...opts }, ctx.io);
     },
   );
-  dataOptions(key.command('list').description('list API key names (never the values)')).action(async (opts: CommonOptions) => {
-    ctx.exitCode = await handleKeyList(opts, ctx.io);
+  dataOptions(key.command('list').description('list API key names (never the values)').option('--token-fd <n>', "in a sandbox: read the client's capability token from this descriptor")).action(
+    async (opts: CommonOptions & { tokenFd?: string }) => {
+      ctx.exitCode = await handleKeyList(opts, { ...ctx.io, env: withTokenFromFd(ctx.io.env, opts.tokenFd) });
+    },
+  );
+  dataOptions(
+    key
+      .command('get')
+      .description('print one API key (for a sandbox client: one in its scope)')
+      .argument('<name>', 'key name')
+      .option('--token-fd <n>', "in a sandbox: read the client's capability token from this descriptor (else $CREDPROXY_CAPABILITY_TOKEN)"),
+  ).action(async (name: string, opts: CommonOptions & { tokenFd?: string }) => {
+    ctx.exitCode = await handleKeyGet({ name, ...opts }, ctx.io);
   });
   dataOptions(key.command('remove').description('delete an API key').argument('<name>', 'key name')).action(
     async (name: string, opts: CommonOptions) => {

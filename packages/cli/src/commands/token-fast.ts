@@ -6,13 +6,15 @@
 import type { CommonOptions } from '../command-kit.js';
 import type { OpPayload } from '../core-client.js';
 import { type CliIO, printResult } from '../output.js';
-import { requestOnce } from '../proxy.js';
+import { requestOnce, withTokenFromFd } from '../proxy.js';
 
 export interface TokenOptions extends CommonOptions {
   provider: string;
   bucket?: string;
   /** Refresh first when the token expires within this many seconds. */
   minValid?: number;
+  /** Read the capability token of a sandbox client from this descriptor. */
+  tokenFd?: string;
 }
 
 export async function handleToken(options: TokenOptions, io: CliIO): Promise<number> {
@@ -20,14 +22,14 @@ export async function handleToken(options: TokenOptions, io: CliIO): Promise<num
   if (options.bucket !== undefined) payload.bucket = options.bucket;
   if (options.minValid !== undefined) payload.min_valid_seconds = options.minValid;
   // A missing account answers NOT_FOUND ("… is not logged in — run `credproxy login …`"): exit 6.
-  const data = await requestOnce(options.socket, io.env, 'get_token', payload);
+  const data = await requestOnce(options.socket, withTokenFromFd(io.env, options.tokenFd), 'get_token', payload);
   printResult(io, options.json, data, (d) => `${d.access_token}\n`);
   return 0;
 }
 
 /**
- * The plain forms only: one PROVIDER, `--bucket B`, `--min-valid S`, `--socket P` (also with
- * `=`), `--json`. Anything else returns undefined and commander parses it (and reports errors).
+ * The plain forms only: one PROVIDER, `--bucket B`, `--min-valid S`, `--socket P`, `--token-fd N`
+ * (also with `=`), `--json`. Anything else returns undefined and commander parses it (and reports errors).
  */
 export function parseTokenArgs(args: readonly string[]): TokenOptions | undefined {
   let provider: string | undefined;
@@ -47,10 +49,11 @@ export function parseTokenArgs(args: readonly string[]): TokenOptions | undefine
         out.json = true;
         break;
       case '--bucket':
-      case '--socket': {
+      case '--socket':
+      case '--token-fd': {
         const v = value();
         if (v === undefined) return undefined;
-        out[flag === '--bucket' ? 'bucket' : 'socket'] = v;
+        out[flag === '--bucket' ? 'bucket' : flag === '--socket' ? 'socket' : 'tokenFd'] = v;
         break;
       }
       case '--min-valid': {

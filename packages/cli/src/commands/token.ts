@@ -16,8 +16,10 @@ export function register(program: Command, ctx: CommandContext): void {
       .description('print an access token (for $(...) and scripts)')
       .argument('<provider>', 'provider name')
       .option('--bucket <bucket>', 'account bucket (default: default)')
-      .option('--min-valid <seconds>', 'refresh first if the token expires within this many seconds (default 60)'),
-  ).action(async (provider: string, opts: CommonOptions & { bucket?: string; minValid?: string }) => {
+      .option('--min-valid <seconds>', 'refresh first if the token expires within this many seconds (default 60)')
+      .option('--token-fd <n>', "in a sandbox: read the client's capability token from this descriptor (else $CREDPROXY_CAPABILITY_TOKEN)")
+      .addHelpText('after', '\nExamples:\n  credproxy token github\n  curl -H "Authorization: Bearer $(credproxy token github)" https://api.github.com/user\n  credproxy token github --token-fd 3 3< agent.token    # a sandbox client\n'),
+  ).action(async (provider: string, opts: CommonOptions & { bucket?: string; minValid?: string; tokenFd?: string }) => {
     const { minValid, ...rest } = opts;
     const options: TokenOptions = { provider, ...rest };
     if (minValid !== undefined) options.minValid = parseSeconds(minValid, '--min-valid');

@@ -25,6 +25,20 @@ export interface ProviderConfig {
   redirect_uri?: string;
   callback_port?: number;
   extra_auth_params: Record<string, string>;
+  /** A built-in preset (SPEC §7: github, google, microsoft, gitlab) that fills endpoints and quirks. */
+  preset?: string;
+  /** Microsoft's tenant (GUID, domain, organizations, consumers or common). */
+  tenant?: string;
+  /** The JWKS, for the id token's signing algorithm when no discovery gives it. */
+  jwks_uri?: string;
+  /** The token endpoint takes a JSON body instead of a form ("json"). */
+  token_request?: 'form' | 'json';
+  /** Send `Accept: application/json` to the token endpoint (some answer forms otherwise). */
+  accept_json?: boolean;
+  /** Extra parameters sent with every token endpoint request. */
+  extra_token_params?: Record<string, string>;
+  /** What the file left to the preset (filled by flows/presets when the provider is built). */
+  defaults_from_preset?: Array<'flow' | 'scopes'>;
 }
 
 export interface CredproxyConfig {
@@ -242,10 +256,11 @@ export function parseProvider(name: string, raw: unknown, file: string): Provide
     extra_auth_params: {},
   };
   if (raw.issuer !== undefined) provider.issuer = checkEndpointUrl(raw.issuer, file, `${at}.issuer`);
-  for (const key of ['authorization_endpoint', 'token_endpoint', 'device_authorization_endpoint', 'revocation_endpoint', 'userinfo_endpoint'] as const) {
+  for (const key of ['authorization_endpoint', 'token_endpoint', 'device_authorization_endpoint', 'revocation_endpoint', 'userinfo_endpoint', 'jwks_uri'] as const) {
     if (raw[key] !== undefined) provider[key] = checkEndpointUrl(raw[key], file, `${at}.${key}`);
   }
-  if (provider.issuer === undefined && provider.token_endpoint === undefined) {
+  parseProviderOptions(provider, raw, file, at);
+  if (provider.issuer === undefined && provider.token_endpoint === undefined && provider.preset === undefined) {
     throw new ConfigError(file, at, 'needs either "issuer" (for discovery) or explicit endpoints ("authorization_endpoint" and "token_endpoint")');
   }
   const secret = optionalString(raw, 'client_secret', file, at);
@@ -280,10 +295,43 @@ export function parseProvider(name: string, raw: unknown, file: string): Provide
   if (provider.flow === 'browser_redirect' && provider.redirect_uri === undefined) {
     throw new ConfigError(file, `${at}.redirect_uri`, 'is required for the browser_redirect flow: the page that shows the code to paste');
   }
-  if (provider.flow === 'device_code' && provider.issuer === undefined && provider.device_authorization_endpoint === undefined) {
+  if (provider.flow === 'device_code' && provider.issuer === undefined && provider.device_authorization_endpoint === undefined && provider.preset === undefined) {
     throw new ConfigError(file, `${at}.device_authorization_endpoint`, 'is required for the device_code flow when no issuer is given');
   }
   return provider;
+}
+
+/** The preset and the options for providers that bend the standard (SPEC §7). */
+function parseProviderOptions(provider: ProviderConfig, raw: Record<string, unknown>, file: string, at: string): void {
+  if (raw.preset !== undefined) {
+    if (typeof raw.preset !== 'string' || !/^[a-z][a-z0-9-]{0,31}$/.test(raw.preset)) {
+      throw new ConfigError(file, `${at}.preset`, 'must be a preset name such as "github" — see `credproxy provider presets`');
+    }
+    provider.preset = raw.preset;
+    const inherited: Array<'flow' | 'scopes'> = [];
+    if (raw.flow === undefined) inherited.push('flow');
+    if (raw.scopes === undefined) inherited.push('scopes');
+    if (inherited.length > 0) provider.defaults_from_preset = inherited;
+  }
+  const tenant = optionalString(raw, 'tenant', file, at);
+  if (tenant !== undefined) {
+    if (!/^[A-Za-z0-9.-]{1,128}$/.test(tenant)) throw new ConfigError(file, `${at}.tenant`, 'must be a tenant id, a domain, "organizations", "consumers" or "common"');
+    provider.tenant = tenant;
+  }
+  if (raw.token_request !== undefined) {
+    if (raw.token_request !== 'form' && raw.token_request !== 'json') throw new ConfigError(file, `${at}.token_request`, 'must be "form" (the default) or "json"');
+    provider.token_request = raw.token_request;
+  }
+  if (raw.accept_json !== undefined) {
+    if (typeof raw.accept_json !== 'boolean') throw new ConfigError(file, `${at}.accept_json`, 'must be true or false');
+    provider.accept_json = raw.accept_json;
+  }
+  if (raw.extra_token_params !== undefined) {
+    if (!isPlainObject(raw.extra_token_params) || !Object.values(raw.extra_token_params).every((v) => typeof v === 'string')) {
+      throw new ConfigError(file, `${at}.extra_token_params`, 'must be an object of string values, e.g. {"audience": "api"}');
+    }
+    provider.extra_token_params = { ...(raw.extra_token_params as Record<string, string>) };
+  }
 }
 
 export function parseConfig(text: string, file: string): CredproxyConfig {
@@ -320,6 +368,9 @@ function providerToJson(p: ProviderConfig): Record<string, unknown> {
   for (const [k, v] of Object.entries(rest)) {
     if (v === undefined) continue;
     if (k === 'extra_auth_params' && Object.keys(v as object).length === 0) continue;
+    if (k === 'defaults_from_preset') continue;
+    // Left to the preset: not written, so a later preset default reaches this provider too.
+    if ((k === 'flow' || k === 'scopes') && p.defaults_from_preset?.includes(k)) continue;
     out[k] = v;
   }
   return out;

@@ -98,6 +98,8 @@ export interface AccountStatus {
   bucket: string;
   state: AccountState;
   expiry?: number;
+  /** Who is logged in (SPEC §7): an email, a login name or a subject id. */
+  account?: string;
   scope?: string;
 }
 export interface StatusResult {
@@ -174,6 +176,7 @@ export interface OAuthExchangeResult {
   provider: string;
   bucket: string;
   expiry: number;
+  account?: string;
 }
 export interface SessionIdPayload {
   session_id: string;
@@ -187,6 +190,7 @@ export interface OAuthPollResult {
   provider?: string;
   bucket?: string;
   expiry?: number;
+  account?: string;
 }
 export interface OAuthCancelResult {
   status: 'cancelled';

@@ -529,6 +529,7 @@ export class AccountService {
             : 'valid';
       const entry: AccountStatus = { provider: key.provider, bucket: key.bucket, state, expiry };
       if (typeof record.token.scope === 'string') entry.scope = record.token.scope;
+      if (typeof record.account === 'string') entry.account = record.account;
       out.push(entry);
     }
     return out;
