@@ -196,11 +196,12 @@ describe('pending logins are bounded (issue 9, item 2a)', () => {
       expect(a.value.code).toBe('FORBIDDEN');
       expect(a.value.error).toMatch(/redirect_uri/);
     }
-    // The provider's own redirect_uri, given explicitly, is no choice: it is accepted and joins.
+    // The provider's own redirect_uri, given explicitly, is no choice: it is accepted.
     const first = await ok(bot, 'oauth_initiate', { provider: 'demo-paste', bucket: 'one' });
     const again = await ok(bot, 'oauth_initiate', { provider: 'demo-paste', bucket: 'one', redirect_uri: as.clients.paste.redirectUri });
-    expect(again.session_id).toBe(first.session_id);
+    expect(again.session_id).not.toBe(first.session_id);
     await ok(bot, 'oauth_cancel', { session_id: first.session_id });
+    await ok(bot, 'oauth_cancel', { session_id: again.session_id });
   });
 
   it('lets a client hold at most 4 pending logins, even when it races, and frees a place when one ends', async () => {
@@ -279,7 +280,7 @@ describe('logins belong to the client registration (issue 9, item 8)', () => {
       await fails(impostor, 'oauth_cancel', { session_id: s.session_id }, 'SESSION_NOT_FOUND');
       await fails(impostor, 'oauth_exchange', { session_id: s.session_id, code: 'c#s' }, 'SESSION_NOT_FOUND');
     }
-    // A login of the new registration does not join the old one.
+    // A login of the new registration is a session of its own.
     const fresh = await ok(impostor, 'oauth_initiate', { provider: 'demo-device', bucket: 'e1' });
     expect(fresh.session_id).not.toBe(device.session_id);
     await ok(impostor, 'oauth_cancel', { session_id: fresh.session_id });

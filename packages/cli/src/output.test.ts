@@ -101,6 +101,15 @@ describe('status', () => {
   });
 });
 
+describe('status with account names', () => {
+  it('adds an ACCOUNT column once an account knows who it is', () => {
+    const text = formatStatus({ accounts: [{ provider: 'github', bucket: 'default', state: 'valid', account: 'octocat' }, { provider: 'acme', bucket: 'work', state: 'valid' }] }, NOW_MS);
+    expect(text.split('\n')[0]).toMatch(/^PROVIDER +BUCKET +ACCOUNT +STATE +EXPIRES$/);
+    expect(text).toMatch(/^github +default +octocat +valid/m);
+    expect(text).toMatch(/^acme +work +- +valid/m);
+  });
+});
+
 describe('logout', () => {
   it('says whether the provider revoked the token, and why not', () => {
     expect(formatLogout('gh', { revoked: true })).toBe('logged out of gh (token revoked at the provider)\n');

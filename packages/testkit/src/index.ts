@@ -22,3 +22,15 @@ export {
   type ApproveDeviceOptions,
   type FollowResult,
 } from './scripted-user.js';
+export {
+  startGitHubEmulation,
+  startGoogleEmulation,
+  startMicrosoftEmulation,
+  startGitLabEmulation,
+  EMULATED_TENANT_ID,
+  DEFAULT_USER,
+  type ProviderEmulation,
+  type EmulatedUser,
+  type GitHubEmulationOptions,
+  type OidcEmulationOptions,
+} from './emulations/index.js';

@@ -127,6 +127,8 @@ export interface TestAuthServerOptions {
    * Without it (default) the state lives in memory and dies with the server.
    */
   stateFile?: string;
+  /** the id token signing algorithm (default ES256); a state file keeps the key it was made with */
+  signingAlg?: 'ES256' | 'RS256';
   /** called for every HTTP request the server answered, when it is recorded in `requests` */
   onRequest?: (record: RequestRecord) => void;
 }
@@ -322,14 +324,14 @@ async function parseResponse(res: Response): Promise<unknown> {
   return text;
 }
 
-function newSecrets(): StateSecrets {
-  // Signing key: ES256.
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+function newSecrets(alg: 'ES256' | 'RS256'): StateSecrets {
+  // Signing key: ES256 (fast to make) unless the test asks for RS256.
+  const { privateKey } = alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
   return {
     signingKey: {
       ...privateKey.export({ format: 'jwk' }),
       kid: randomBytes(8).toString('hex'),
-      alg: 'ES256',
+      alg,
       use: 'sig',
     },
     cookieKeys: [randomBytes(32).toString('base64url')],
@@ -372,7 +374,8 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
   // 0. A state file: the secrets and artifacts of an earlier run of this server, or a fresh start.
   const stateFile = options.stateFile;
   const saved = stateFile === undefined ? undefined : readStateFile(stateFile);
-  const secrets = saved?.secrets ?? newSecrets();
+  const secrets = saved?.secrets ?? newSecrets(options.signingAlg ?? 'ES256');
+  const signingAlg = String(secrets.signingKey.alg ?? 'ES256');
 
   // 1. Bind the port first: the issuer is built from it.
   const httpServer: Server = createServer();
@@ -462,7 +465,7 @@ export async function startTestAuthServer(options: TestAuthServerOptions = {}): 
       },
     ],
     clientDefaults: {
-      id_token_signed_response_alg: 'ES256',
+      id_token_signed_response_alg: signingAlg,
       grant_types: GRANT_TYPES,
       response_types: ['code'],
     },

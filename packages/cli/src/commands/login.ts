@@ -231,6 +231,7 @@ export async function handleLogin(options: LoginOptions, io: CliIO, openUrl: Ope
         const code = await readLine(io.stdin, interrupt.signal);
         const done = await proxy.call('oauth_exchange', { session_id: init.session_id, code });
         result = { status: 'complete', provider: done.provider, bucket: done.bucket, expiry: done.expiry };
+        if (done.account !== undefined) result.account = done.account;
       } else {
         const spin = spinner(io.stderr, `Waiting for you to finish logging in to ${label}… (Ctrl-C cancels)`);
         try {
@@ -253,7 +254,7 @@ export async function handleLogin(options: LoginOptions, io: CliIO, openUrl: Ope
     }
     if (result.status !== 'complete') throw sessionFailure(result, label);
     if (options.json) printJson(io, result);
-    else io.stdout.write(`Logged in to ${label} — token valid until ${formatExpiry(result.expiry)}\n`);
+    else io.stdout.write(`Logged in to ${label}${result.account !== undefined ? ` as ${result.account}` : ''} — token valid until ${formatExpiry(result.expiry)}\n`);
     return ExitCode.OK;
   } finally {
     proxy.client.close();

@@ -4,7 +4,7 @@
  * result parses — a bad URL or a missing field never lands.
  */
 import type { Command } from 'commander';
-import type { ProviderConfig } from '@credproxy/core';
+import type { PresetSummary, ProviderConfig, ProviderPreset } from '@credproxy/core';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
 import { ExitCode, UsageError } from '../exit-codes.js';
 import { type CliIO, formatTable, printResult } from '../output.js';
@@ -17,7 +17,10 @@ export interface ProviderAddOptions extends CommonOptions {
   tokenEndpoint?: string;
   deviceAuthorizationEndpoint?: string;
   revocationEndpoint?: string;
-  clientId: string;
+  /** Required, except that with --preset its absence is answered with how to register one. */
+  clientId?: string;
+  preset?: string;
+  tenant?: string;
   clientSecretEnv?: string;
   scope?: string[];
   flow?: string;
@@ -44,8 +47,37 @@ async function asUsage<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export function toProviderConfig(o: ProviderAddOptions): ProviderConfig {
-  if (o.issuer === undefined && (o.authorizationEndpoint === undefined || o.tokenEndpoint === undefined)) {
+/** A config for `--preset`: the preset fills endpoints, flow and scopes unless flags override them. */
+export function toPresetConfig(o: ProviderAddOptions, preset: ProviderPreset): ProviderConfig {
+  if (o.clientId === undefined) {
+    throw new UsageError(`--client-id is required: ${preset.registration(o.name)}`);
+  }
+  if (preset.clientSecret === 'required' && o.clientSecretEnv === undefined) {
+    throw new UsageError(
+      `--client-secret-env VAR is required for ${preset.name}: ${preset.secretNote ?? 'the provider needs the client secret'}. Export the secret in the environment \`credproxy serve\` runs in (e.g. export ${preset.name.toUpperCase()}_OAUTH_SECRET=...), then run: credproxy provider add ${o.name} --preset ${preset.name} --client-id ${o.clientId} --client-secret-env ${preset.name.toUpperCase()}_OAUTH_SECRET`,
+    );
+  }
+  if (o.tenant !== undefined && preset.name !== 'microsoft') throw new UsageError('--tenant is only for --preset microsoft');
+  const flow = assertFlow(o.flow);
+  if (flow !== undefined && !preset.flows.includes(flow)) {
+    throw new UsageError(`--flow ${flow} is not offered by ${preset.name}: use ${preset.flows.join(' or ')}`);
+  }
+  const config = toProviderConfig({ ...o, clientId: o.clientId }, true);
+  config.preset = preset.name;
+  const inherited: Array<'flow' | 'scopes'> = [];
+  if (flow === undefined) inherited.push('flow');
+  if (o.scope === undefined) inherited.push('scopes');
+  if (inherited.length > 0) config.defaults_from_preset = inherited;
+  if (flow === undefined) config.flow = preset.defaultFlow;
+  if (o.scope === undefined) config.scopes = [...preset.defaultScopes];
+  if (o.tenant !== undefined) config.tenant = o.tenant;
+  return config;
+}
+
+export function toProviderConfig(o: ProviderAddOptions, preset = false): ProviderConfig {
+  if (o.clientId === undefined) throw new UsageError('--client-id ID is required (the OAuth client id registered with the provider), or use --preset (see `credproxy provider presets`)');
+  if (!preset && o.tenant !== undefined) throw new UsageError('--tenant is only for --preset microsoft');
+  if (!preset && o.issuer === undefined && (o.authorizationEndpoint === undefined || o.tokenEndpoint === undefined)) {
     throw new UsageError('give --issuer URL (discovery), or --authorization-endpoint URL and --token-endpoint URL');
   }
   const config: ProviderConfig = {
@@ -71,19 +103,29 @@ export function toProviderConfig(o: ProviderAddOptions): ProviderConfig {
 }
 
 export function summarize(p: ProviderConfig): ProviderSummary {
-  const { extra_auth_params: _extra, client_secret: _secret, ...rest } = p;
+  const { extra_auth_params: _extra, client_secret: _secret, defaults_from_preset: _inherited, ...rest } = p;
   return rest;
 }
 
 export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO): Promise<number> {
-  const provider = toProviderConfig(options);
-  const { addProviderToConfig, parseProvider } = await import('@credproxy/core');
+  const { addProviderToConfig, parseProvider, findPreset, PROVIDER_PRESETS } = await import('@credproxy/core');
+  let provider: ProviderConfig;
+  if (options.preset !== undefined) {
+    const preset = findPreset(options.preset);
+    if (!preset) throw new UsageError(`there is no preset named ${options.preset} — the presets are ${[...PROVIDER_PRESETS.keys()].join(', ')} (see \`credproxy provider presets\`)`);
+    provider = toPresetConfig(options, preset);
+  } else {
+    provider = toProviderConfig(options);
+  }
   const file = await configFile(io.env);
   await asUsage(async () => {
     parseProvider(provider.name, summarize(provider), file);
     await addProviderToConfig(file, provider);
   });
-  printResult(io, options.json, { provider: summarize(provider) }, () => `added provider ${provider.name} to ${file}\n`);
+  printResult(io, options.json, { provider: summarize(provider) }, () => {
+    const via = provider.preset !== undefined ? ` (preset ${provider.preset}, flow ${provider.flow})` : '';
+    return `added provider ${provider.name}${via} to ${file} — log in with \`credproxy login ${provider.name}\`\n`;
+  });
   return ExitCode.OK;
 }
 
@@ -95,8 +137,8 @@ export async function handleProviderList(options: CommonOptions, io: CliIO): Pro
   printResult(io, options.json, { providers }, (d) => {
     if (d.providers.length === 0) return `no providers in ${file} — add one with \`credproxy provider add NAME --issuer URL --client-id ID\`\n`;
     return formatTable(
-      ['PROVIDER', 'FLOW', 'CLIENT ID', 'ISSUER / TOKEN ENDPOINT'],
-      d.providers.map((p) => [p.name, p.flow, p.client_id, p.issuer ?? p.token_endpoint ?? '']),
+      ['PROVIDER', 'PRESET', 'FLOW', 'CLIENT ID', 'ISSUER / TOKEN ENDPOINT'],
+      d.providers.map((p) => [p.name, p.preset ?? '-', p.flow, p.client_id, p.issuer ?? p.token_endpoint ?? (p.preset !== undefined ? '(preset default)' : '')]),
     );
   });
   return ExitCode.OK;
@@ -111,6 +153,27 @@ export async function handleProviderRemove(options: CommonOptions & { name: stri
   return ExitCode.OK;
 }
 
+export function formatPresets(presets: readonly PresetSummary[]): string {
+  let text = formatTable(
+    ['PRESET', 'FLOWS (DEFAULT FIRST)', 'CLIENT SECRET', 'REVOCATION', 'ACCOUNT NAME FROM'],
+    presets.map((p) => [p.name, [p.default_flow, ...p.flows.filter((f) => f !== p.default_flow)].join(', '), p.client_secret, p.revocation, p.identity]),
+  );
+  text += '\nEvery preset needs a client id you register with the provider; `credproxy provider add NAME --preset P` without --client-id says how.\n';
+  for (const p of presets) {
+    text += `\n${p.name}: ${p.title}\n  scopes by default: ${p.default_scopes.join(' ')}\n  --issuer: ${p.issuer}\n`;
+    if (p.client_secret_note) text += `  client secret: ${p.client_secret_note}\n`;
+    if (p.callback_port !== undefined) text += `  fixed callback port: ${p.callback_port} (register http://127.0.0.1:${p.callback_port}/callback)\n`;
+  }
+  return text;
+}
+
+export async function handleProviderPresets(options: CommonOptions, io: CliIO): Promise<number> {
+  const { PROVIDER_PRESETS, summarizePreset } = await import('@credproxy/core');
+  const presets = [...PROVIDER_PRESETS.values()].map(summarizePreset);
+  printResult(io, options.json, { presets }, (d) => formatPresets(d.presets));
+  return ExitCode.OK;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -122,12 +185,14 @@ export function register(program: Command, ctx: CommandContext): void {
       .command('add')
       .description('add or replace a provider')
       .argument('<name>', 'provider name')
-      .option('--issuer <url>', 'issuer URL (OIDC / RFC 8414 discovery)')
+      .option('--preset <preset>', 'a built-in provider: github, google, microsoft, gitlab (see `provider presets`)')
+      .option('--issuer <url>', 'issuer URL (OIDC / RFC 8414 discovery); with --preset: the provider\'s base URL (Enterprise, self-managed, emulation)')
+      .option('--tenant <tenant>', 'Microsoft tenant: a tenant id, a domain, organizations (default), consumers or common')
       .option('--authorization-endpoint <url>', 'authorization endpoint (without --issuer)')
       .option('--token-endpoint <url>', 'token endpoint (without --issuer)')
       .option('--device-authorization-endpoint <url>', 'device authorization endpoint')
       .option('--revocation-endpoint <url>', 'revocation endpoint (RFC 7009)')
-      .requiredOption('--client-id <id>', 'OAuth client id')
+      .option('--client-id <id>', 'OAuth client id (required; with --preset, leave it out to see how to register one)')
       .option('--client-secret-env <var>', 'environment variable holding the client secret (read by the proxy)')
       .option('--scope <scope>', 'a scope to request (repeat for more)', collect)
       .option('--flow <flow>', 'pkce_redirect (default), device_code or browser_redirect')
@@ -135,6 +200,9 @@ export function register(program: Command, ctx: CommandContext): void {
       .option('--callback-port <port>', 'fixed loopback port for pkce_redirect'),
   ).action(async (name: string, opts: Omit<ProviderAddOptions, 'name'>) => {
     ctx.exitCode = await handleProviderAdd({ name, ...opts }, ctx.io);
+  });
+  dataOptions(provider.command('presets').description('the built-in provider presets and what each needs')).action(async (opts: CommonOptions) => {
+    ctx.exitCode = await handleProviderPresets(opts, ctx.io);
   });
   dataOptions(provider.command('list').description('list configured providers (never secrets)')).action(async (opts: CommonOptions) => {
     ctx.exitCode = await handleProviderList(opts, ctx.io);

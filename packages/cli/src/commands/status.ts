@@ -7,8 +7,10 @@ import { withProxy } from '../proxy.js';
 
 export function formatStatus(data: OpResult<'status'>, nowMs = Date.now()): string {
   if (data.accounts.length === 0) return 'no accounts — log in with `credproxy login PROVIDER`\n';
-  const rows = data.accounts.map((a) => [a.provider, a.bucket, a.state, formatExpiry(a.expiry, nowMs)]);
-  let text = formatTable(['PROVIDER', 'BUCKET', 'STATE', 'EXPIRES'], rows);
+  // The ACCOUNT column appears once some account knows who it is (SPEC §7).
+  const named = data.accounts.some((a) => a.account !== undefined);
+  const rows = data.accounts.map((a) => [a.provider, a.bucket, ...(named ? [a.account ?? '-'] : []), a.state, formatExpiry(a.expiry, nowMs)]);
+  let text = formatTable(['PROVIDER', 'BUCKET', ...(named ? ['ACCOUNT'] : []), 'STATE', 'EXPIRES'], rows);
   for (const a of data.accounts.filter((acc) => acc.state === 'needs_login')) {
     const bucket = a.bucket === 'default' ? '' : ` --bucket ${a.bucket}`;
     text += `${accountLabel(a.provider, a.bucket)} needs a new login — run \`credproxy login ${a.provider}${bucket}\`\n`;

@@ -13,6 +13,14 @@ import { describeUpstream, isTransient, oauthErrorCode } from './oauth-provider.
 export const DEFAULT_DEVICE_INTERVAL_SECONDS = 5;
 export const SLOW_DOWN_INCREMENT_SECONDS = 5;
 
+/** The `interval` an error answer carries (GitHub's slow_down), if any. */
+function errorBodyInterval(err: unknown): number | undefined {
+  if (!(err instanceof oauth.ResponseBodyError)) return undefined;
+  const value = (err.cause as { interval?: unknown }).interval;
+  const n = typeof value === 'string' ? Number(value) : value;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 && n <= 3600 ? n : undefined;
+}
+
 export const deviceCodeFlow: FlowFactory = (provider, options): LoginFlow => {
   const name = provider.config.name;
   let interval = DEFAULT_DEVICE_INTERVAL_SECONDS;
@@ -71,9 +79,12 @@ export const deviceCodeFlow: FlowFactory = (provider, options): LoginFlow => {
           switch (oauthErrorCode(err)) {
             case 'authorization_pending':
               break;
-            case 'slow_down':
-              interval += SLOW_DOWN_INCREMENT_SECONDS;
+            case 'slow_down': {
+              // RFC 8628 §3.5 adds 5 s; GitHub also sends the interval it wants now — whichever is longer.
+              const asked = errorBodyInterval(err);
+              interval = Math.max(interval + SLOW_DOWN_INCREMENT_SECONDS, asked ?? 0);
               break;
+            }
             case 'access_denied':
               finish({ status: 'denied', code: ErrorCode.ACCESS_DENIED, error: 'the login was denied at the provider' });
               return;

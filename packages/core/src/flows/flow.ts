@@ -6,6 +6,7 @@ import type { ErrorCode } from '../protocol/errors.js';
 import type { FlowType } from '../protocol/ops.js';
 import type { StoredToken } from '../store/token-store.js';
 import type { Logger } from '../util/logger.js';
+import type { CallbackRouter } from './callback-router.js';
 import type { OAuthProvider } from './oauth-provider.js';
 
 export interface FlowStart {
@@ -48,6 +49,8 @@ export interface FlowOptions {
   deadline: number;
   /** For what a flow's own listener sees (malformed requests); never request data. */
   logger?: Logger;
+  /** The proxy's loopback listeners, shared per fixed port (one of the flow's own when absent). */
+  callbacks?: CallbackRouter;
 }
 
 export type FlowFactory = (provider: OAuthProvider, options: FlowOptions) => LoginFlow;

@@ -13,7 +13,9 @@ import { notLoggedIn, type AccountService } from '../store/accounts.js';
 import type { AccountKey, StoredToken } from '../store/token-store.js';
 import type { Clock } from '../util/clock.js';
 import type { Logger } from '../util/logger.js';
+import { CallbackRouter } from './callback-router.js';
 import type { FlowOutcome, LoginFlow } from './flow.js';
+import { accountIdentity } from './identity.js';
 import { describeUpstream } from './oauth-provider.js';
 import type { ProviderDirectory } from './providers.js';
 import { FlowRegistry } from './registry.js';
@@ -59,9 +61,12 @@ export class OAuthLogins implements LoginService {
   readonly #o: OAuthLoginsOptions;
   readonly #registry: FlowRegistry;
   readonly sessions: SessionStore<LoginFlow>;
+  /** Loopback listeners: one per fixed port, shared by the logins on it. */
+  readonly callbacks: CallbackRouter;
 
   constructor(options: OAuthLoginsOptions) {
     this.#o = options;
+    this.callbacks = new CallbackRouter({ logger: options.logger });
     this.#registry = options.registry ?? new FlowRegistry();
     this.sessions = options.sessions ?? new SessionStore<LoginFlow>({
       clock: options.clock,
@@ -90,7 +95,7 @@ export class OAuthLogins implements LoginService {
     const flowType = payload.flow ?? provider.config.flow;
     const owner = sessionKeyOf(identity);
     // A client never chooses where the code is sent: with its own redirect_uri it could open a
-    // listener per request (skipping the join below) or point the code at a page it reads.
+    // listener per request or point the code at a page it reads.
     let redirectUri = payload.redirect_uri;
     if (redirectUri !== undefined && redirectUri === provider.config.redirect_uri) redirectUri = undefined;
     if (redirectUri !== undefined && identity.kind === 'client') {
@@ -99,14 +104,10 @@ export class OAuthLogins implements LoginService {
         `a client may not choose the redirect_uri — omit it and ${key.provider}'s configured one is used (the owner sets it with \`credproxy provider add ${key.provider} --redirect-uri URI\`)`,
       );
     }
-    // A second login for the same account joins the pending one instead of opening another tab.
-    if (redirectUri === undefined) {
-      const pending = this.sessions.findPending(owner, key.provider, key.bucket, flowType);
-      if (pending) {
-        const { auth_url: kept, ...rest } = pending.initiated;
-        return { ...rest, auth_url: kept ?? (await pending.flow.authorizationUrl!()) };
-      }
-    }
+    // Every initiate is a login of its own, even for an account with one pending: two terminals
+    // (or two sandboxes of one client) that joined one session would end each other's login
+    // with a Ctrl-C (oauth_cancel) — SPEC §7. The caps on pending logins bound what this costs,
+    // and logins on a fixed port share its listener (callback-router.ts).
     this.sessions.maxSessions = config.max_sessions;
     this.sessions.assertCapacity();
     const now = this.#o.clock.now();
@@ -116,7 +117,7 @@ export class OAuthLogins implements LoginService {
       expiresAt = Math.min(expiresAt, identity.client.expires_at * 1000);
     }
     const factory = this.#registry.factoryFor(key.provider, flowType, payload.flow !== undefined);
-    const flow = factory(provider, { deadline: expiresAt, logger: this.#o.logger, ...(redirectUri !== undefined ? { redirectUri } : {}) });
+    const flow = factory(provider, { deadline: expiresAt, logger: this.#o.logger, callbacks: this.callbacks, ...(redirectUri !== undefined ? { redirectUri } : {}) });
     // The place is taken before the flow opens a listener or starts polling, and given back if it does not start.
     const reservation = this.sessions.reserve(owner, flow.flowType);
     let started;
@@ -189,11 +190,24 @@ export class OAuthLogins implements LoginService {
   async #save(session: Session<LoginFlow>, token: StoredToken): Promise<void> {
     const key = { provider: session.provider, bucket: session.bucket };
     const accounts = this.#o.accounts;
-    await accounts.withLock(key, () => accounts.save({ ...key, token, updated_at: this.#o.clock.now() }));
+    const account = await this.#identify(session.provider, token);
+    await accounts.withLock(key, () => accounts.save({ ...key, token, updated_at: this.#o.clock.now(), ...(account !== undefined ? { account } : {}) }));
+    if (account !== undefined) session.account = account;
     if (token.expiry !== undefined) session.expiry = token.expiry;
     else session.expiry = Math.floor(this.#o.clock.now() / 1000) + 3600;
     this.sessions.finish(session, 'complete');
     this.#o.logger.log('info', 'login complete', { provider: session.provider, bucket: session.bucket });
+  }
+
+  /** Who logged in; a provider that will not say costs the login nothing (logged, not fatal). */
+  async #identify(providerName: string, token: StoredToken): Promise<string | undefined> {
+    try {
+      const provider = await this.#o.providers.get(providerName);
+      return await accountIdentity(provider, token);
+    } catch (err) {
+      this.#o.logger.log('warn', 'the account name could not be found', { provider: providerName, error: describeUpstream(err) });
+      return undefined;
+    }
   }
 
   async exchange(identity: Identity, sessionId: string, code: string): Promise<OAuthExchangeResult> {
@@ -220,7 +234,9 @@ export class OAuthLogins implements LoginService {
       throw e;
     }
     await this.#save(session, token);
-    return { status: 'complete', provider: session.provider, bucket: session.bucket, expiry: session.expiry! };
+    const done: OAuthExchangeResult = { status: 'complete', provider: session.provider, bucket: session.bucket, expiry: session.expiry! };
+    if (session.account !== undefined) done.account = session.account;
+    return done;
   }
 
   poll(identity: Identity, sessionId: string): OAuthPollResult {
@@ -232,6 +248,7 @@ export class OAuthLogins implements LoginService {
       result.provider = s.provider;
       result.bucket = s.bucket;
       if (s.expiry !== undefined) result.expiry = s.expiry;
+      if (s.account !== undefined) result.account = s.account;
     }
     return result;
   }
@@ -267,6 +284,7 @@ export class OAuthLogins implements LoginService {
   async #revoke(providerName: string, token: StoredToken): Promise<LogoutResult> {
     const provider = await this.#o.providers.find(providerName);
     if (!provider) return { revoked: false, reason: `no provider named ${providerName} is configured, so there is nowhere to revoke` };
+    if (provider.quirks.revoke) return provider.quirks.revoke(provider, token);
     let as: oauth.AuthorizationServer;
     try {
       as = await provider.metadata();

@@ -11,10 +11,63 @@ import type { Clock } from '../util/clock.js';
 
 export type FetchLike = typeof fetch;
 
+/**
+ * oauth4webapi's hooks for issuers that are not one fixed string (exported at run time, left out
+ * of its typings): skip discovery's issuer comparison (checked here instead), and name the `iss`
+ * an id token must carry per response (Microsoft's multi-tenant endpoints).
+ */
+const internals = oauth as unknown as { _nodiscoverycheck: symbol; _expectedIssuer: symbol };
+const NO_DISCOVERY_CHECK = internals._nodiscoverycheck;
+const EXPECTED_ISSUER = internals._expectedIssuer;
+if (typeof NO_DISCOVERY_CHECK !== 'symbol' || typeof EXPECTED_ISSUER !== 'symbol') throw new Error('oauth4webapi lacks _nodiscoverycheck/_expectedIssuer');
+
 /** Per-request upstream timeout. */
 export const UPSTREAM_TIMEOUT_MS = 10_000;
 /** Discovered metadata is reused for this long. */
 const METADATA_TTL_MS = 10 * 60_000;
+
+/**
+ * How one provider bends the standard (SPEC §7). Presets (flows/presets/) supply these; a provider
+ * configured by hand has none and is treated as the RFCs describe it.
+ */
+export interface ProviderQuirks {
+  /**
+   * Discovery's `issuer` may differ from the URL it was fetched from (Microsoft's multi-tenant
+   * `{tenantid}` template, or a tenant named by domain): true accepts `discovered` for `configured`.
+   */
+  acceptDiscoveredIssuer?(discovered: string, configured: string): boolean;
+  /** The `iss` an id token must carry, given its claims (Microsoft: the real tenant's issuer). */
+  expectedIdTokenIssuer?(claims: Record<string, unknown>, as: oauth.AuthorizationServer): string | undefined;
+  /**
+   * Tokens issued without `expires_in` and without a refresh token do not expire (GitHub OAuth
+   * apps): stored with this lifetime, in seconds, instead of the one-hour guess.
+   */
+  nonExpiringLifetimeSeconds?: number;
+  /** Revocation other than RFC 7009, or none; undefined: RFC 7009 at the revocation endpoint. */
+  revoke?(provider: OAuthProvider, token: StoredToken, signal?: AbortSignal): Promise<RevocationResult>;
+  /** The client secret goes in the request body (client_secret_post), as GitHub documents it. */
+  clientSecretInBody?: boolean;
+  /** Who is logged in, from an endpoint of the provider's (GitHub's `GET /user`). */
+  identity?(provider: OAuthProvider, token: StoredToken, signal?: AbortSignal): Promise<string | undefined>;
+}
+
+export interface RevocationResult {
+  revoked: boolean;
+  reason?: string;
+}
+
+/** Asymmetric JWS algorithms an id token may be signed with when nothing says which (see #algorithms). */
+const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+
+/** The JWS algorithm a JWK is for: its `alg`, else what its key type implies. */
+export function jwkAlgorithm(key: Record<string, unknown>): string | undefined {
+  if (typeof key.alg === 'string') return key.alg;
+  if (key.use !== undefined && key.use !== 'sig') return undefined;
+  if (key.kty === 'RSA') return 'RS256';
+  if (key.kty === 'EC') return ({ 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512' } as Record<string, string>)[String(key.crv)];
+  if (key.kty === 'OKP' && key.crv === 'Ed25519') return 'EdDSA';
+  return undefined;
+}
 
 export interface OAuthProviderDeps {
   fetch?: FetchLike;
@@ -40,14 +93,33 @@ function explicitEndpoints(c: ProviderConfig): Partial<Record<(typeof ENDPOINT_K
 export class OAuthProvider {
   readonly config: ProviderConfig;
   readonly client: oauth.Client;
+  readonly quirks: ProviderQuirks;
   readonly #deps: OAuthProviderDeps;
   #metadata: { as: oauth.AuthorizationServer; at: number } | undefined;
   #discovering: Promise<oauth.AuthorizationServer> | undefined;
 
-  constructor(config: ProviderConfig, deps: OAuthProviderDeps) {
+  constructor(config: ProviderConfig, deps: OAuthProviderDeps, quirks: ProviderQuirks = {}) {
     this.config = config;
     this.#deps = deps;
+    this.quirks = quirks;
     this.client = { client_id: config.client_id };
+  }
+
+  /** Whether a client secret is configured (it may still be missing from the environment). */
+  hasSecret(): boolean {
+    return this.config.client_secret !== undefined || this.config.client_secret_env !== undefined;
+  }
+
+  /** The client secret, for preset requests oauth4webapi does not make (GitHub's revocation). */
+  clientSecret(): string | undefined {
+    return this.#secret();
+  }
+
+  /** The fetch every request to this provider goes through, with a timeout and the caller's signal. */
+  fetch(url: string, init: RequestInit = {}, signal?: AbortSignal): Promise<Response> {
+    const timeout = AbortSignal.timeout(this.#deps.timeoutMs ?? UPSTREAM_TIMEOUT_MS);
+    const f = this.#deps.fetch ?? fetch;
+    return f(url, { ...init, redirect: 'manual', signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   }
 
   /** The client secret, from the config or the named environment variable. */
@@ -68,7 +140,8 @@ export class OAuthProvider {
 
   clientAuth(): oauth.ClientAuth {
     const secret = this.#secret();
-    return secret === undefined ? oauth.None() : oauth.ClientSecretBasic(secret);
+    if (secret === undefined) return oauth.None();
+    return this.quirks.clientSecretInBody ? oauth.ClientSecretPost(secret) : oauth.ClientSecretBasic(secret);
   }
 
   /** Options for every oauth4webapi request: fetch, timeout/cancel, loopback-only http. */
@@ -77,10 +150,43 @@ export class OAuthProvider {
     const options: oauth.HttpRequestOptions<'GET' | 'POST', unknown> = {
       signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
     };
-    if (this.#deps.fetch) options[oauth.customFetch] = this.#deps.fetch as never;
+    options[oauth.customFetch] = ((url: string, init: RequestInit) => this.#dialectFetch(url, init)) as never;
     const base = this.config.issuer ?? this.config.token_endpoint!;
     if (isInsecureLoopback(base)) options[oauth.allowInsecureRequests] = true;
     return options;
+  }
+
+  /**
+   * Every oauth4webapi request passes here (its customFetch hook), so the provider's dialect is
+   * spoken in one place: the generic options of SPEC §7 on the way out (`extra_token_params`,
+   * `token_request: "json"`, `accept_json`), and on the way back a form-encoded answer becomes
+   * JSON and a token endpoint's error sent as HTTP 200 (GitHub's device polling) becomes the 400
+   * RFC 6749 §5.2 prescribes — never a success, never a parse failure.
+   */
+  async #dialectFetch(url: string, init: RequestInit): Promise<Response> {
+    const f = this.#deps.fetch ?? fetch;
+    const as = this.#metadata?.as;
+    const c = this.config;
+    const isTokenEndpoint = init.method === 'POST' && as?.token_endpoint !== undefined && sameEndpoint(url, as.token_endpoint);
+    const isDeviceEndpoint = init.method === 'POST' && as?.device_authorization_endpoint !== undefined && sameEndpoint(url, as.device_authorization_endpoint);
+    if (isTokenEndpoint || isDeviceEndpoint) {
+      const headers = new Headers(init.headers);
+      if (c.accept_json) headers.set('accept', 'application/json');
+      let body = init.body;
+      if (isTokenEndpoint && (c.extra_token_params !== undefined || c.token_request === 'json')) {
+        const params = new URLSearchParams(typeof body === 'string' || body instanceof URLSearchParams ? body : undefined);
+        for (const [k, v] of Object.entries(c.extra_token_params ?? {})) if (!params.has(k)) params.set(k, v);
+        if (c.token_request === 'json') {
+          body = JSON.stringify(Object.fromEntries(params));
+          headers.set('content-type', 'application/json');
+        } else {
+          body = params.toString();
+        }
+      }
+      const response = await f(url, { ...init, headers, body: body ?? null });
+      return normalizeTokenResponse(response, isTokenEndpoint);
+    }
+    return f(url, init);
   }
 
   /** Authorization server metadata: discovery when an issuer is configured, else the explicit endpoints. */
@@ -98,7 +204,11 @@ export class OAuthProvider {
       const issuer = new URL(c.issuer);
       try {
         const response = await oauth.discoveryRequest(issuer, { ...this.http(signal), algorithm: 'oidc' });
-        as = await oauth.processDiscoveryResponse(issuer, response);
+        const accept = this.quirks.acceptDiscoveredIssuer;
+        as = await oauth.processDiscoveryResponse(accept ? (NO_DISCOVERY_CHECK as unknown as URL) : issuer, response);
+        if (accept && new URL(as.issuer).href !== issuer.href && !accept(as.issuer, c.issuer)) {
+          throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${c.name}: discovery at ${c.issuer} names another issuer (${as.issuer}) — check the issuer URL`);
+        }
       } catch (err) {
         throw upstreamError(err, `${c.name}: discovery at ${c.issuer} failed`);
       }
@@ -107,8 +217,40 @@ export class OAuthProvider {
     } else {
       as = { issuer: new URL(c.token_endpoint!).origin, ...explicitEndpoints(c) };
     }
+    if (c.jwks_uri !== undefined) as = { ...as, jwks_uri: c.jwks_uri };
+    if (c.scopes.includes('openid') && as.id_token_signing_alg_values_supported === undefined) {
+      as = { ...as, id_token_signing_alg_values_supported: await this.#algorithms(as, signal) };
+    }
+    const expected = this.quirks.expectedIdTokenIssuer;
+    if (expected) {
+      const base = as;
+      as = { ...as, [EXPECTED_ISSUER]: (result: { claims: Record<string, unknown> }) => expected(result.claims, base) };
+    }
     this.#metadata = { as, at: this.#deps.clock.now() };
     return as;
+  }
+
+  /**
+   * The id token's signing algorithms when the metadata does not list them (explicit endpoints):
+   * those of the provider's JWKS, else any asymmetric one. oauth4webapi otherwise expects RS256
+   * and refuses an ES256 id token. The id token arrives straight from the token endpoint over the
+   * authenticated connection (OIDC Core §3.1.3.7 item 6), so this check is about consistency, not
+   * the token's origin.
+   */
+  async #algorithms(as: oauth.AuthorizationServer, signal?: AbortSignal): Promise<string[]> {
+    if (as.jwks_uri !== undefined) {
+      try {
+        const response = await this.fetch(as.jwks_uri, { headers: { accept: 'application/json' } }, signal);
+        const jwks = (await response.json()) as { keys?: unknown };
+        if (response.ok && Array.isArray(jwks.keys)) {
+          const algs = [...new Set(jwks.keys.map((k) => (typeof k === 'object' && k !== null ? jwkAlgorithm(k as Record<string, unknown>) : undefined)).filter((a): a is string => a !== undefined))];
+          if (algs.length > 0) return algs;
+        }
+      } catch {
+        // An unreachable JWKS is no reason to refuse the login: fall back below.
+      }
+    }
+    return ASYMMETRIC_ALGS;
   }
 
   /** Map a token endpoint response to what we store. Expiry in unix seconds. */
@@ -121,6 +263,7 @@ export class OAuthProvider {
     const refresh = response.refresh_token ?? previous?.refresh_token;
     if (refresh !== undefined) token.refresh_token = refresh;
     if (typeof response.expires_in === 'number') token.expiry = now + response.expires_in;
+    else if (this.quirks.nonExpiringLifetimeSeconds !== undefined && refresh === undefined) token.expiry = now + this.quirks.nonExpiringLifetimeSeconds;
     const scope = response.scope ?? previous?.scope;
     if (scope !== undefined) token.scope = scope;
     const idToken = response.id_token ?? previous?.id_token;
@@ -133,6 +276,50 @@ export class OAuthProvider {
     }
     return token;
   }
+}
+
+function sameEndpoint(a: string, b: string): boolean {
+  try {
+    const x = new URL(a);
+    const y = new URL(b);
+    return x.origin === y.origin && x.pathname === y.pathname;
+  } catch {
+    return false;
+  }
+}
+
+/** Token and device answers larger than this are not OAuth answers. */
+const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
+
+/** See #dialectFetch: form-encoded answers as JSON, an error sent with 200 as a 400. */
+async function normalizeTokenResponse(response: Response, isTokenEndpoint: boolean): Promise<Response> {
+  const type = (response.headers.get('content-type') ?? '').toLowerCase();
+  const isForm = type.startsWith('application/x-www-form-urlencoded');
+  if (!isForm && !(isTokenEndpoint && response.status === 200)) return response;
+  const text = await response.text();
+  if (text.length > MAX_TOKEN_RESPONSE_BYTES) return new Response(null, { status: 502 });
+  let body: Record<string, unknown> | undefined;
+  if (isForm) {
+    body = Object.fromEntries(new URLSearchParams(text));
+    // A form carries only strings; these are numbers in the JSON answer of RFC 6749 / RFC 8628.
+    for (const k of ['expires_in', 'interval', 'refresh_token_expires_in']) {
+      if (typeof body[k] === 'string' && /^\d+(\.\d+)?$/.test(body[k] as string)) body[k] = Number(body[k]);
+    }
+  } else {
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+    } catch {
+      body = undefined;
+    }
+  }
+  let status = response.status;
+  if (body !== undefined && isTokenEndpoint && status === 200 && typeof body.error === 'string' && body.access_token === undefined) status = 400;
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  if (body === undefined) return new Response(text, { status, headers });
+  headers.set('content-type', 'application/json');
+  return new Response(JSON.stringify(body), { status, headers });
 }
 
 /** Network failures, timeouts and 5xx: transient. */

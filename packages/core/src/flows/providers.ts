@@ -5,6 +5,7 @@ import type { ConfigSource, CredproxyConfig } from '../config/config-file.js';
 import type { Clock } from '../util/clock.js';
 import { providerNotConfigured } from './errors.js';
 import { type FetchLike, OAuthProvider } from './oauth-provider.js';
+import { applyPreset } from './presets/index.js';
 
 /** Providers known to the proxy (from the config file). */
 export interface ProviderCatalog {
@@ -51,7 +52,8 @@ export class ProviderDirectory implements ProviderCatalog {
     if (!pc) return undefined;
     const { clock, fetch, env, timeoutMs } = this.#deps;
     const deps = { clock, ...(fetch ? { fetch } : {}), ...(env ? { env } : {}), ...(timeoutMs !== undefined ? { timeoutMs } : {}) };
-    provider = new OAuthProvider(pc, deps);
+    const { config: resolved, quirks } = applyPreset(pc);
+    provider = new OAuthProvider(resolved, deps, quirks);
     this.#providers.set(name, provider);
     return provider;
   }

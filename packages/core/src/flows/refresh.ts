@@ -69,6 +69,7 @@ export class RefreshCoordinator implements TokenRefresher {
           token: provider.toStoredToken(result, record.token),
           updated_at: clock.now(),
         };
+        if (record.account !== undefined) next.account = record.account;
         logger.log('info', 'token refreshed', { provider: record.provider, bucket: record.bucket, rotated: result.refresh_token !== undefined && result.refresh_token !== refreshToken });
         return { kind: 'refreshed', record: next };
       } catch (err) {

@@ -68,17 +68,6 @@ describe('SessionStore', () => {
     expect(() => s.add(session())).not.toThrow();
   });
 
-  it('finds a pending session of the same identity and account to join', () => {
-    const s = store();
-    const a = session('owner');
-    s.add(a);
-    expect(s.findPending('owner', 'p', 'default', 'browser_redirect')).toBe(a);
-    expect(s.findPending('client:x', 'p', 'default', 'browser_redirect')).toBeUndefined();
-    expect(s.findPending('owner', 'p', 'other', 'browser_redirect')).toBeUndefined();
-    s.finish(a, 'complete');
-    expect(s.findPending('owner', 'p', 'default', 'browser_redirect')).toBeUndefined();
-  });
-
   it('caps pending logins per client registration, counting places reserved for logins still starting', () => {
     const s = store(100, { perClient: 2 });
     const r1 = s.reserve('client:a', 'device_code');

@@ -104,6 +104,8 @@ export interface Session<F extends SessionFlow = SessionFlow> {
   errorCode?: ErrorCode;
   /** Token expiry (unix s) once complete. */
   expiry?: number;
+  /** Who logged in (SPEC §7), once complete, when the provider says. */
+  account?: string;
   finishedAt?: number;
 }
 
@@ -270,17 +272,6 @@ export class SessionStore<F extends SessionFlow = SessionFlow> {
     let ended = 0;
     for (const owner of owners) ended += this.endSessionsOf(owner, reason);
     return ended;
-  }
-
-  /** A pending session of this identity for this account, to join instead of starting another. */
-  findPending(owner: string, provider: string, bucket: string, flowType: FlowType): Session<F> | undefined {
-    const now = this.#clock.now();
-    for (const s of this.#sessions.values()) {
-      if (s.owner === owner && s.provider === provider && s.bucket === bucket && s.flowType === flowType && s.status === 'pending' && !s.exchanging && s.expiresAt > now) {
-        return s;
-      }
-    }
-    return undefined;
   }
 
   /** The session if it exists and belongs to `owner`; another identity's session does not exist for you. */

@@ -25,6 +25,8 @@ export interface AccountRecord {
   token: StoredToken;
   /** Set when the provider refused the refresh token (invalid_grant): a new login is needed. */
   needs_login?: boolean;
+  /** Who is logged in (SPEC §7), found at login; not a secret. */
+  account?: string;
   /** Unix milliseconds of the last write. */
   updated_at: number;
 }
