@@ -29,3 +29,8 @@ export { PROVIDER_PRESETS, findPreset, summarizePreset, applyPreset } from './fl
 export type { ProviderPreset, PresetSummary } from './flows/presets/index.js';
 export { CallbackRouter } from './flows/callback-router.js';
 export { isRunning } from './util/process.js';
+export { readOpenFilesLimit, DESCRIPTORS_RESERVED } from './util/fd-limit.js';
+export { createPeerCredentialReader } from './server/peer-credentials.js';
+export * from './routes/index.js';
+export { RouteCatalog, resolveConfigRoutes, setRouteInConfig, removeRouteFromConfig } from './routes/route-catalog.js';
+export { parseHttpAddress, formatHttpAddress } from './server/http-address.js';

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { FLOW_TYPES, type FlowType } from '../protocol/ops.js';
 import { isPlainObject, NAME_PATTERN } from '../protocol/validate.js';
 import { ensureUserDir, writeFileAtomic } from '../util/fs-secure.js';
+import { parseStoreSettings, type StoreSettings } from './store-config.js';
 
 export interface ProviderConfig {
   name: string;
@@ -47,6 +48,13 @@ export interface CredproxyConfig {
   session_ttl_seconds: number;
   /** Pending login sessions at once. */
   max_sessions: number;
+  /**
+   * `"routes"` as written (SPEC §6), by name: routes/ checks and resolves each one (it sits above
+   * config/ in the layer order); here only the names are checked.
+   */
+  routes: Map<string, unknown>;
+  /** `"store"` and `"encryption"` (SPEC §8); read once at start. Absent: file store, encrypted. */
+  storage?: StoreSettings;
 }
 
 export const DEFAULT_SESSION_TTL_SECONDS = 600;
@@ -341,7 +349,15 @@ export function parseConfig(text: string, file: string): CredproxyConfig {
     providers: new Map(),
     session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS,
     max_sessions: DEFAULT_MAX_SESSIONS,
+    routes: new Map(),
   };
+  if (raw.routes !== undefined) {
+    if (!isPlainObject(raw.routes)) throw new ConfigError(file, 'routes', 'must be an object keyed by route name');
+    for (const [name, value] of Object.entries(raw.routes)) {
+      assertConfigName('routes', 'route', name, file);
+      config.routes.set(name, value);
+    }
+  }
   if (raw.providers !== undefined) {
     if (!isPlainObject(raw.providers)) throw new ConfigError(file, 'providers', 'must be an object keyed by provider name');
     for (const [name, value] of Object.entries(raw.providers)) {
@@ -354,11 +370,14 @@ export function parseConfig(text: string, file: string): CredproxyConfig {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new ConfigError(file, key, 'must be a positive whole number');
     config[key] = v;
   }
+  config.storage = parseStoreSettings(raw, (field, problem) => {
+    throw new ConfigError(file, field, problem);
+  });
   return config;
 }
 
 export function emptyConfig(): CredproxyConfig {
-  return { providers: new Map(), session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS, max_sessions: DEFAULT_MAX_SESSIONS };
+  return { providers: new Map(), session_ttl_seconds: DEFAULT_SESSION_TTL_SECONDS, max_sessions: DEFAULT_MAX_SESSIONS, routes: new Map() };
 }
 
 /** Serialise providers back to the file's shape (without the derived `name`). */
