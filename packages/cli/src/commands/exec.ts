@@ -12,6 +12,7 @@ import type { OpPayload } from '../core-client.js';
 import { CliError, UsageError } from '../exit-codes.js';
 import type { CliIO } from '../output.js';
 import { CAPABILITY_TOKEN_ENV, withProxy, withTokenFromFd } from '../proxy.js';
+import { explainMissingAccount, explainMissingKey } from '../suggest.js';
 
 export interface ApiKeyEnv {
   name: string;
@@ -48,9 +49,12 @@ export async function handleExec(options: ExecOptions, io: CliIO): Promise<numbe
     if (options.provider !== undefined) {
       const payload: OpPayload<'get_token'> = { provider: options.provider };
       if (options.bucket !== undefined) payload.bucket = options.bucket;
-      childEnv[options.envName] = (await proxy.call('get_token', payload)).access_token;
+      const token = await proxy.call('get_token', payload).catch((err: unknown) => explainMissingAccount(err, proxy, payload.provider, payload.bucket));
+      childEnv[options.envName] = token.access_token;
     }
-    for (const k of options.apiKeys ?? []) childEnv[k.env] = (await proxy.call('get_api_key', { name: k.name })).key;
+    for (const k of options.apiKeys ?? []) {
+      childEnv[k.env] = (await proxy.call('get_api_key', { name: k.name }).catch((err: unknown) => explainMissingKey(err, proxy, k.name))).key;
+    }
   });
 
   const child = spawn(file, args, { stdio: 'inherit', env: childEnv });

@@ -4,6 +4,7 @@ import { type CommandContext, type CommonOptions, dataOptions } from '../command
 import { CliError, UsageError } from '../exit-codes.js';
 import { type CliIO, printResult } from '../output.js';
 import { withProxy, withTokenFromFd } from '../proxy.js';
+import { didYouMean, explainMissingKey } from '../suggest.js';
 import { readSecret } from '../secret-input.js';
 
 export interface KeyNameOptions extends CommonOptions {
@@ -33,10 +34,14 @@ export async function handleKeyList(options: CommonOptions, io: CliIO): Promise<
 }
 
 export async function handleKeyRemove(options: KeyNameOptions, io: CliIO): Promise<number> {
-  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('remove_api_key', { name: options.name }));
-  if (!data.removed && !options.json) {
-    throw new CliError(`no API key named ${options.name} — \`credproxy key list\` shows the names`);
-  }
+  const data = await withProxy(options.socket, io.env, async (proxy) => {
+    const answer = await proxy.call('remove_api_key', { name: options.name });
+    if (!answer.removed && !options.json) {
+      const { keys } = await proxy.call('list_api_keys', {});
+      throw new CliError(`no API key named ${options.name}${didYouMean(options.name, keys, 'API key name', 'credproxy key list')}`);
+    }
+    return answer;
+  });
   printResult(io, options.json, data, () => `removed API key ${options.name}\n`);
   return data.removed ? 0 : 1;
 }
@@ -48,7 +53,7 @@ export interface KeyGetOptions extends KeyNameOptions {
 /** Print a key (owner, or a sandbox client in scope with its capability token). */
 export async function handleKeyGet(options: KeyGetOptions, io: CliIO): Promise<number> {
   const env = withTokenFromFd(io.env, options.tokenFd);
-  const data = await withProxy(options.socket, env, (proxy) => proxy.call('get_api_key', { name: options.name }));
+  const data = await withProxy(options.socket, env, (proxy) => proxy.call('get_api_key', { name: options.name }).catch((err: unknown) => explainMissingKey(err, proxy, options.name)));
   printResult(io, options.json, data, (d) => `${d.key}\n`);
   return 0;
 }

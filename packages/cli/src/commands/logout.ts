@@ -4,6 +4,9 @@ import { type CommandContext, type CommonOptions, dataOptions } from '../command
 import type { OpPayload, OpResult } from '../core-client.js';
 import { type CliIO, accountLabel, printResult } from '../output.js';
 import { withProxy } from '../proxy.js';
+import { explainMissingAccount } from '../suggest.js';
+import { ProxyError } from '../core-client.js';
+import { CliError, ExitCode } from '../exit-codes.js';
 
 export interface LogoutOptions extends CommonOptions {
   provider: string;
@@ -21,8 +24,17 @@ export function formatLogout(label: string, data: OpResult<'logout'>): string {
 export async function handleLogout(options: LogoutOptions, io: CliIO): Promise<number> {
   const payload: OpPayload<'logout'> = { provider: options.provider, revoke: options.revoke };
   if (options.bucket !== undefined) payload.bucket = options.bucket;
-  // No such account answers NOT_LOGGED_IN: exit 6.
-  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('logout', payload));
+  const data = await withProxy(options.socket, io.env, (proxy) =>
+    proxy.call('logout', payload).catch(async (err: unknown) => {
+      // Removing what does not exist is exit 1, as for keys and clients — and "run credproxy login"
+      // would be the wrong fix for a logout.
+      if (!(err instanceof ProxyError) || err.code !== 'NOT_LOGGED_IN') throw err;
+      await explainMissingAccount(err, proxy, options.provider, options.bucket, ExitCode.ERROR).catch((better: unknown) => {
+        if (better instanceof CliError) throw better;
+      });
+      throw new CliError(`${accountLabel(options.provider, options.bucket)} is not logged in — nothing to log out (\`credproxy status\` lists the accounts)`);
+    }),
+  );
   printResult(io, options.json, data, (d) => formatLogout(accountLabel(options.provider, options.bucket), d));
   return 0;
 }

@@ -6,7 +6,7 @@
 import type { CommonOptions } from '../command-kit.js';
 import type { OpPayload } from '../core-client.js';
 import { type CliIO, printResult } from '../output.js';
-import { requestOnce, withTokenFromFd } from '../proxy.js';
+import { requestOnce, withProxy, withTokenFromFd } from '../proxy.js';
 
 export interface TokenOptions extends CommonOptions {
   provider: string;
@@ -22,7 +22,12 @@ export async function handleToken(options: TokenOptions, io: CliIO): Promise<num
   if (options.bucket !== undefined) payload.bucket = options.bucket;
   if (options.minValid !== undefined) payload.min_valid_seconds = options.minValid;
   // A missing account answers NOT_FOUND ("… is not logged in — run `credproxy login …`"): exit 6.
-  const data = await requestOnce(options.socket, withTokenFromFd(io.env, options.tokenFd), 'get_token', payload);
+  const env = withTokenFromFd(io.env, options.tokenFd);
+  const data = await requestOnce(options.socket, env, 'get_token', payload).catch(async (err: unknown) => {
+    // Only on the error path: a typo gets "did you mean" instead of "run credproxy login <typo>".
+    const { explainMissingAccount } = await import('../suggest.js');
+    return withProxy(options.socket, env, (proxy) => explainMissingAccount(err, proxy, options.provider, options.bucket));
+  });
   printResult(io, options.json, data, (d) => `${d.access_token}\n`);
   return 0;
 }
