@@ -14,6 +14,7 @@ export {
   ProxyUnavailableError,
   UntrustedSocketError,
   defaultSocketPath,
+  resolvePaths,
   isRunning,
   FLOW_TYPES,
 } from '@credproxy/core/client';

@@ -15,6 +15,8 @@ interface CommandEntry {
   load(): Promise<CommandModule>;
   /** Tried first, without commander, when the command word comes first; undefined: not handled. */
   runFast?: CommandModule['runFast'];
+  /** Needs the whole program registered (completion walks it), not only its own module. */
+  needsAll?: true;
 }
 
 /** Every top-level command. Adding one is one line; a module loads only when its command runs. */
@@ -30,15 +32,19 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'key', load: () => import('./commands/key.js') },
   { name: 'client', load: () => import('./commands/client.js') },
   { name: 'route', load: () => import('./commands/route.js') },
+  { name: 'access', load: () => import('./commands/access.js') },
   { name: 'serve', load: () => import('./commands/serve.js') },
   { name: 'stop', load: () => import('./commands/stop.js') },
   { name: 'ping', load: () => import('./commands/ping.js') },
   { name: 'doctor', load: () => import('./commands/doctor.js') },
   { name: 'service', load: () => import('./commands/service.js') },
-  { name: 'completion', load: () => import('./commands/completion.js') },
+  { name: 'completion', load: () => import('./commands/completion.js'), needsAll: true },
   // Hidden: what the completion scripts call back for names (providers, clients, keys, routes).
   { name: '__complete', load: () => import('./commands/completion.js') },
+  { name: 'store', load: () => import('./commands/store.js') },
   { name: 'audit', load: () => import('./commands/audit.js') },
+  { name: 'panic', load: () => import('./commands/panic.js') },
+  { name: 'unlock', load: () => import('./commands/panic.js') },
 ];
 
 /** The end of `credproxy --help`: examples, the environment, the exit codes (SPEC §5). */
@@ -78,10 +84,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
       const fast = entry.runFast(argv.slice(1), io);
       if (fast !== undefined) return await fast;
     }
-    const modules = entry ? [await entry.load()] : await Promise.all(COMMANDS.map((c) => c.load()));
+    const modules = entry && !entry.needsAll ? [await entry.load()] : await Promise.all(COMMANDS.map((c) => c.load()));
 
     if (entry && argv[0] === entry.name) {
-      const fast = modules[0]?.runFast?.(argv.slice(1), io);
+      const fast = (await entry.load()).runFast?.(argv.slice(1), io);
       if (fast !== undefined) return await fast;
     }
 

@@ -9,5 +9,7 @@ export { FLOW_TYPES } from './protocol/ops.js';
 export { ProxyClient, ProxyUnavailableError, UntrustedSocketError, checkSocketTrust } from './client/proxy-client.js';
 export type { ConnectOptions, CallOptions } from './client/proxy-client.js';
 export { defaultSocketPath } from './socket-path.js';
+// For the CLI's shell completion (route names from the config file) without the server.
+export { resolvePaths } from './paths.js';
 export { CREDPROXY_VERSION } from './version.js';
 export { isRunning } from './util/process.js';

@@ -4,8 +4,25 @@ import { type CommandContext, type CommonOptions, dataOptions } from '../command
 import type { OpResult } from '../core-client.js';
 import { type CliIO, accountLabel, formatExpiry, formatTable, printResult } from '../output.js';
 import { withProxy } from '../proxy.js';
+import { formatAccessList } from './access.js';
 
 export function formatStatus(data: OpResult<'status'>, nowMs = Date.now()): string {
+  return formatAccounts(data, nowMs) + formatOwnerNotes(data);
+}
+
+/** What the owner must know beside the accounts: panic's lock, access requests waiting. */
+function formatOwnerNotes(data: OpResult<'status'>): string {
+  let text = '';
+  if (data.locked) text += 'LOCKED after `credproxy panic`: only ping and status answer — `credproxy unlock` serves again\n';
+  const waiting = data.access_requests ?? [];
+  if (waiting.length > 0) {
+    text += `\n${waiting.length} access request(s) waiting — \`credproxy access approve ID\` or \`credproxy access deny ID\`:\n`;
+    text += formatAccessList(waiting);
+  }
+  return text;
+}
+
+function formatAccounts(data: OpResult<'status'>, nowMs: number): string {
   if (data.accounts.length === 0) return 'no accounts — log in with `credproxy login PROVIDER`\n';
   // The ACCOUNT column appears once some account knows who it is (SPEC §7).
   const named = data.accounts.some((a) => a.account !== undefined);

@@ -104,6 +104,10 @@ export interface AccountStatus {
 }
 export interface StatusResult {
   accounts: AccountStatus[];
+  /** The owner's view only: access requests waiting for an answer (SPEC §9). */
+  access_requests?: AccessRequestInfo[];
+  /** The owner's view only: true after `credproxy panic`, until `credproxy unlock`. */
+  locked?: boolean;
 }
 
 export interface ListProvidersResult {
@@ -210,11 +214,17 @@ export interface ClientAddPayload {
   allow_refresh?: boolean;
   ttl_seconds?: number;
   socket?: string;
+  /** Routes (SPEC §6) the client may call through its HTTP listener. */
+  routes?: string[];
+  /** The client's HTTP listener: a Unix socket path, or `127.0.0.1:PORT` (port 0: any free one). */
+  http?: string;
 }
 export interface ClientAddResult {
   name: string;
   capability_token: string;
   socket?: string;
+  /** The HTTP listener's bound address (with port 0, the port picked). */
+  http?: string;
   expires_at?: number;
 }
 export interface ClientInfo {
@@ -224,6 +234,10 @@ export interface ClientInfo {
   allow_login: boolean;
   allow_refresh: boolean;
   socket?: string;
+  /** Granted routes (client_list always lists them; records from before routes have none). */
+  routes?: string[];
+  /** The HTTP listener's address. */
+  http?: string;
   expires_at?: number;
 }
 export interface ClientListResult {
@@ -234,6 +248,91 @@ export interface ClientRemovePayload {
 }
 export interface ClientRemoveResult {
   removed: true;
+}
+
+// ---- owner control (SPEC §9) -----------------------------------------------------------------
+
+export interface RequestAccessPayload {
+  provider?: string;
+  bucket?: string;
+  api_key?: string;
+  route?: string;
+  reason?: string;
+  ttl_seconds?: number;
+}
+export type AccessStatus = 'pending' | 'approved' | 'denied' | 'expired';
+export interface RequestAccessResult {
+  request_id: string;
+  status: 'pending';
+  expires_at: number;
+}
+export interface AccessRequestIdPayload {
+  request_id: string;
+}
+export interface AccessStatusResult {
+  status: AccessStatus;
+  /** While pending: when the request lapses; once approved: when the grant ends. */
+  expires_at?: number;
+}
+export interface AccessRequestInfo {
+  request_id: string;
+  client: string;
+  status: AccessStatus | 'revoked';
+  provider?: string;
+  bucket?: string;
+  api_key?: string;
+  route?: string;
+  reason?: string;
+  ttl_seconds: number;
+  requested_at: number;
+  expires_at: number;
+}
+export interface AccessListResult {
+  requests: AccessRequestInfo[];
+}
+export interface AccessApprovePayload extends AccessRequestIdPayload {
+  ttl_seconds?: number;
+  bucket?: string;
+}
+export interface PanicAccountResult {
+  provider: string;
+  bucket: string;
+  revoked: boolean;
+  reason?: string;
+}
+export interface PanicResult {
+  accounts: PanicAccountResult[];
+  clients_removed: string[];
+  logins_cancelled: number;
+  locked: true;
+}
+export interface UnlockResult {
+  locked: false;
+}
+
+// ---- storage (SPEC §8) ------------------------------------------------------------------------
+
+export interface StoreStatusResult {
+  backend: 'file' | 'redis';
+  key_source: 'key_file' | 'passphrase' | 'keyring' | 'auto_key_file' | 'none';
+  encrypted: boolean;
+  /** The data dir, or the Redis URL without its password and the key prefix. */
+  location: string;
+  /** The key file's path, the keyring entry, or "terminal prompt" (never key bytes). */
+  key_location?: string;
+  /** Which data key seals new writes (an id, not the key). */
+  data_key_id?: string;
+  /** False while Redis is unreachable. */
+  connected: boolean;
+  /** Records stored (absent when the store cannot be read now). */
+  records?: { tokens: number; api_keys: number; clients: number };
+  warnings: string[];
+}
+export interface StoreRekeyResult {
+  /** Records sealed again with the new data key. */
+  rekeyed: { tokens: number; api_keys: number; clients: number };
+  key_source: StoreStatusResult['key_source'];
+  data_key_id: string;
 }
 
 // ---- the table -------------------------------------------------------------------------------
@@ -264,6 +363,16 @@ export interface OpMap {
   client_add: { payload: ClientAddPayload; result: ClientAddResult };
   client_list: { payload: Empty; result: ClientListResult };
   client_remove: { payload: ClientRemovePayload; result: ClientRemoveResult };
+  store_status: { payload: Empty; result: StoreStatusResult };
+  store_rekey: { payload: Empty; result: StoreRekeyResult };
+  request_access: { payload: RequestAccessPayload; result: RequestAccessResult };
+  access_status: { payload: AccessRequestIdPayload; result: AccessStatusResult };
+  access_list: { payload: Empty; result: AccessListResult };
+  access_approve: { payload: AccessApprovePayload; result: AccessRequestInfo };
+  access_deny: { payload: AccessRequestIdPayload; result: AccessRequestInfo };
+  access_revoke: { payload: AccessRequestIdPayload; result: AccessRequestInfo };
+  panic: { payload: Empty; result: PanicResult };
+  unlock: { payload: Empty; result: UnlockResult };
 }
 
 export type Op = keyof OpMap;

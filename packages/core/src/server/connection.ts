@@ -18,6 +18,7 @@ import { isPlainObject } from '../protocol/validate.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import { ALL_OPS, findHandler, type DispatchedOp } from './dispatch.js';
 import { type AdmitIdentity, alreadyHandshaken, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
+import { LOCKED_OPS, lockedError } from './handlers/panic.js';
 import { OpRunner } from './op-runner.js';
 
 export type { AdmitIdentity, HandshakeGate, ListenerBinding } from './handshake.js';
@@ -245,6 +246,11 @@ export class Connection {
     if (!handler) {
       this.#auditOp(capAuditString(op), ErrorCode.UNKNOWN_OP);
       this.#refuse(new ProxyError(ErrorCode.UNKNOWN_OP, `unknown op "${op.slice(0, 64)}" — this proxy knows: ${ALL_OPS.join(', ')}`), id);
+      return;
+    }
+    if (this.#services.lockdown.locked && (identity.kind !== 'owner' || !LOCKED_OPS.has(op))) {
+      this.#auditOp(op, ErrorCode.FORBIDDEN);
+      this.#refuse(lockedError(op), id);
       return;
     }
     if (handler.access === 'owner' && identity.kind !== 'owner') {

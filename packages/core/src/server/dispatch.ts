@@ -3,11 +3,14 @@
  * has exactly one handler here; a missing one is a compile error.
  */
 import type { Handler, DispatchedOp, HandlerTable } from './handler.js';
+import { accessHandlers } from './handlers/access.js';
 import { apiKeyHandlers } from './handlers/api-keys.js';
 import { clientHandlers } from './handlers/clients.js';
 import { controlHandlers } from './handlers/control.js';
 import { oauthHandlers } from './handlers/oauth.js';
+import { panicHandlers } from './handlers/panic.js';
 import { tokenHandlers } from './handlers/tokens.js';
+import { storeHandlers } from './handlers/store.js';
 
 export type { DispatchedOp, Handler, HandlerTable } from './handler.js';
 
@@ -17,6 +20,9 @@ export const handlers: HandlerTable = {
   ...apiKeyHandlers,
   ...oauthHandlers,
   ...clientHandlers,
+  ...storeHandlers,
+  ...accessHandlers,
+  ...panicHandlers,
 };
 
 const table = new Map<string, Handler<DispatchedOp>>(

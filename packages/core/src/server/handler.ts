@@ -13,7 +13,7 @@ export type DispatchedOp = Exclude<Op, 'handshake' | 'cancel'>;
  */
 export type ValidPayload<O extends DispatchedOp> = WithBucket<OpPayload<O>>;
 
-type WithBucket<P> = string extends keyof P ? P : 'bucket' extends keyof P ? Omit<P, 'bucket'> & { bucket: string } : P;
+type WithBucket<P> = string extends keyof P ? P : P extends { provider: string; bucket?: string } ? ('bucket' extends keyof P ? Omit<P, 'bucket'> & { bucket: string } : P) : P;
 
 export interface Handler<O extends DispatchedOp> {
   /** `owner`: the owner only. `client`: the owner and clients (scope is checked in run). */

@@ -4,6 +4,7 @@
  * presented capability token must match a registered, unexpired client; wrong guesses are rate
  * limited per peer.
  */
+import type { AccessRequests } from '../clients/access-requests.js';
 import { OWNER, type Identity } from '../clients/policy.js';
 import { FailureRateLimiter } from '../clients/rate-limit.js';
 import type { ClientRegistry } from '../clients/registry.js';
@@ -30,8 +31,10 @@ export class CapabilityGate implements HandshakeGate {
   readonly #ownerUid: number | undefined;
   readonly #limiter: FailureRateLimiter;
   readonly #logger: Logger;
+  readonly #access: AccessRequests | undefined;
 
-  constructor(options: { clients: ClientRegistry; clock: Clock; logger: Logger; ownerUid?: number }) {
+  constructor(options: { clients: ClientRegistry; clock: Clock; logger: Logger; ownerUid?: number; access?: AccessRequests }) {
+    this.#access = options.access;
     this.#clients = options.clients;
     this.#ownerUid = options.ownerUid;
     this.#logger = options.logger;
@@ -51,7 +54,7 @@ export class CapabilityGate implements HandshakeGate {
     // one guesser among them. Only failures are throttled.
     const client = token === undefined ? undefined : this.#clients.authenticate(token);
     if (client && (binding.kind === 'owner' || client.name === binding.clientName)) {
-      return { kind: 'client', client };
+      return this.#access ? { kind: 'client', client, access: this.#access.accessFor(client) } : { kind: 'client', client };
     }
     const key = peerKey(peer);
     const wait = this.#limiter.retryAfter(key);

@@ -10,14 +10,15 @@ import { OAuthLogins } from '../flows/login-service.js';
 import type { FetchLike } from '../flows/oauth-provider.js';
 import { ProviderDirectory } from '../flows/providers.js';
 import { RefreshCoordinator } from '../flows/refresh.js';
+import { AccessRequests, describeAccess } from '../clients/access-requests.js';
 import { type AuditEvent, AuditLog, auditSinkOf } from '../clients/audit-log.js';
+import type { AccessRequestInfo } from '../protocol/ops.js';
+import { desktopNotifier } from '../util/desktop-notify.js';
 import { assertSocketPathFits, type CredproxyPaths } from '../paths.js';
 import { MAX_CONNECTIONS, MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { AccountService } from '../store/accounts.js';
 import { ApiKeyService } from '../store/api-keys.js';
-import { FileClientStore } from '../store/backends/file-clients.js';
-import { FileApiKeyStore } from '../store/backends/file-keys.js';
-import { FileTokenStore } from '../store/backends/file-tokens.js';
+import { openConfiguredStorage } from '../store/storage.js';
 import { RenewalScheduler } from '../store/renewal.js';
 import type { TokenStore } from '../store/token-store.js';
 import { type Clock, systemClock } from '../util/clock.js';
@@ -30,6 +31,11 @@ import { connectionCap, readOpenFilesLimit } from '../util/fd-limit.js';
 import { CapabilityGate } from './handshake-gate.js';
 import { ListenerHost, socketAnswers } from './listener-host.js';
 import { createPeerCredentialReader, type PeerCredentialReader } from './peer-credentials.js';
+import { UpstreamPool, type UpstreamPoolOptions } from '../routes/index.js';
+import { RouteCatalog } from '../routes/route-catalog.js';
+import { parseHttpAddress } from './http-address.js';
+import { HttpListener } from './http-listener.js';
+import { RouteGateway } from './route-gateway.js';
 
 export interface ProxyOptions {
   paths: CredproxyPaths;
@@ -48,11 +54,15 @@ export interface ProxyOptions {
   handshakeTimeoutMs?: number;
   readPeer?: PeerCredentialReader;
   tokenStore?: TokenStore;
+  /** Asks for the store's passphrase (`serve` in a terminal); without it a passphrase comes only from CREDPROXY_PASSPHRASE_FILE. */
+  askPassphrase?: () => Promise<string>;
   /** fetch used for every upstream request (tests inject faults here). */
   fetch?: FetchLike;
   /** Environment for client_secret_env lookups. */
   env?: NodeJS.ProcessEnv;
   onAudit?: (event: AuditEvent) => void;
+  /** The upstream pool of routes (tests: timeouts, a throwaway CA, name resolution). */
+  upstream?: UpstreamPoolOptions;
 }
 
 /** A second proxy on the same socket: the CLI exits 5 with this message. */
@@ -134,30 +144,64 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     // Refuse a tokens/ or keys/ that others could write at start, not at the first read.
     await ensureDataDir(paths.tokensDir);
     await ensureDataDir(paths.keysDir);
-    const clients = new ClientRegistry(new FileClientStore(paths.clientsFile), clock);
+    // The backend and its data key (SPEC §8); a plaintext data dir is encrypted here.
+    const storage = await openConfiguredStorage({ paths, env: options.env ?? process.env, logger, ...(options.askPassphrase ? { askPassphrase: options.askPassphrase } : {}) });
+    closeOnFailure.push(() => storage.close());
+    const clients = new ClientRegistry(storage.clients, clock);
     await clients.load();
-    const store = options.tokenStore ?? new FileTokenStore(paths.tokensDir, { logger });
-    const apiKeys = new ApiKeyService({ store: new FileApiKeyStore(paths.keysDir), clock });
+    // A fleet member's `client add`/`client remove` reaches this one through the store's feed.
+    const clientFeed = storage.kind === 'redis' ? storage.clients.watch?.(() => void clients.load().catch(() => undefined)) : undefined;
+    closeOnFailure.push(() => clientFeed?.close());
+    const store = options.tokenStore ?? storage.tokens;
+    const apiKeys = new ApiKeyService({ store: storage.keys, clock });
+    const configSource = new ConfigSource(paths.configFile);
     const providers = new ProviderDirectory({
-      config: new ConfigSource(paths.configFile),
+      config: configSource,
       clock,
       ...(options.fetch ? { fetch: options.fetch } : {}),
       ...(options.env ? { env: options.env } : {}),
     });
     // Fail at start, naming the file and field, rather than at the first login.
     await providers.config();
+    const routes = new RouteCatalog(configSource);
+    await routes.all();
     const refresher = new RefreshCoordinator({ providers, clock, logger });
     const accounts = new AccountService({ store, clock, refresher, logger });
     const logins = new OAuthLogins({ accounts, providers, clock, logger });
     const renewal = new RenewalScheduler({ accounts, clock, logger });
     const audit = new AuditLog({ file: paths.auditLog, clock });
-    closeOnFailure.push(() => logins.sessions.close(), () => renewal.close(), () => apiKeys.close(), () => audit.close(), () => host?.closeAll());
+    const auditSink = options.onAudit ? auditSinkOf(options.onAudit) : audit;
+    // One pool for every route listener: connections to an upstream are shared and kept alive.
+    const upstream = new UpstreamPool(options.upstream);
+    const gateway = new RouteGateway({
+      clients,
+      accounts,
+      apiKeys,
+      catalog: routes,
+      upstream,
+      audit: auditSink,
+      clock,
+      logger,
+      // Approved access requests for a route (SPEC §9), read on every request; called only once running.
+      temporaryGrant: (client, route) => access.accessFor(client).allowsRoute(route),
+    });
+    const readPeer = options.readPeer ?? createPeerCredentialReader(logger);
+    const notifier = desktopNotifier(options.env ?? process.env);
+    const access = new AccessRequests({
+      clock,
+      ...(notifier
+        ? { notify: (r: AccessRequestInfo) => notifier('credproxy: access requested', `${r.client} asks for ${describeAccess(r)}${r.reason ? ` — "${r.reason}"` : ''}. Answer: credproxy access approve ${r.request_id}`) }
+        : {}),
+    });
+    const lockdown = { locked: false };
+    closeOnFailure.push(() => access.close(), () => logins.sessions.close(), () => renewal.close(), () => apiKeys.close(), () => audit.close(), () => host?.closeAll(), () => upstream.close());
 
     let host: ListenerHost | undefined;
     let stopping: Promise<void> | undefined;
     let markStopped!: () => void;
     const stopped = new Promise<void>((resolve) => (markStopped = resolve));
     const clientSockets = new Map<string, string>();
+    const clientHttp = new Map<string, string>();
     const listenerExpiry = new Map<string, NodeJS.Timeout>();
 
     /**
@@ -165,6 +209,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
      * that moment). setTimeout waits at most ~24.8 days, so a longer TTL is waited out in steps.
      */
     const closeListenerAtExpiry = (name: string): void => {
+      clearTimeout(listenerExpiry.get(name));
       const record = clients.get(name);
       if (record?.expires_at === undefined) return;
       const wait = Math.min(Math.max(record.expires_at * 1000 - clock.now(), 0), 2 ** 31 - 1);
@@ -176,7 +221,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           closeListenerAtExpiry(name);
           return;
         }
-        logger.log('info', `client ${name} has expired: closing its socket`, { client: name });
+        logger.log('info', `client ${name} has expired: closing its listeners`, { client: name });
         void services.listeners.closeClientListener(name).catch((err: unknown) => {
           logger.log('error', `could not close the socket of expired client ${name}: ${err instanceof Error ? err.message : String(err)}`);
         });
@@ -190,11 +235,15 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         for (const timer of listenerExpiry.values()) clearTimeout(timer);
         listenerExpiry.clear();
         logins.sessions.close();
+        access.close();
         renewal.close();
         apiKeys.close();
         await host?.closeAll();
+        await upstream.close();
         // A refreshed token the disk refused so far gets one last write.
         await accounts.close();
+        clientFeed?.close();
+        await storage.close().catch(() => undefined);
         await audit.close();
         await fs.rm(paths.pidFile, { force: true });
         await releaseLock().catch(() => undefined);
@@ -212,15 +261,32 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
       logger,
       accounts,
       apiKeys,
+      storage,
       clients,
       providers,
+      routes,
       logins,
+      access,
+      lockdown,
       listeners: {
         async openClientListener(name, socketPath) {
           assertSocketPathFits(socketPath);
           await host!.listen(socketPath, { kind: 'client', clientName: name });
           clientSockets.set(name, socketPath);
           closeListenerAtExpiry(name);
+        },
+        async openClientHttpListener(name, address) {
+          const listener = await HttpListener.open({
+            address: parseHttpAddress(address),
+            clientName: name,
+            makeHandler: (l) => gateway.handlerFor(name, l),
+            readPeer,
+            logger,
+          });
+          host!.adopt(listener);
+          clientHttp.set(name, listener.address);
+          closeListenerAtExpiry(name);
+          return listener.address;
         },
         async closeClientListener(name) {
           clearTimeout(listenerExpiry.get(name));
@@ -230,6 +296,11 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           if (socketPath !== undefined) {
             clientSockets.delete(name);
             await host!.close(socketPath);
+          }
+          const http = clientHttp.get(name);
+          if (http !== undefined) {
+            clientHttp.delete(name);
+            await host!.close(http);
           }
         },
       },
@@ -243,24 +314,34 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         clients,
         clock,
         logger,
+        access,
         ...(typeof process.getuid === 'function' ? { ownerUid: process.getuid() } : {}),
       }),
-      readPeer: options.readPeer ?? createPeerCredentialReader(logger),
+      readPeer,
       maxFrameBytes: Math.min(options.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES),
       maxConnections: fittedConnectionCap(options, logger),
       ...(options.maxConnectionsPerClient !== undefined ? { maxConnectionsPerClient: options.maxConnectionsPerClient } : {}),
       ...(options.clientIdleTimeoutMs !== undefined ? { clientIdleTimeoutMs: options.clientIdleTimeoutMs } : {}),
       ...(options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: options.partialFrameTimeoutMs } : {}),
       ...(options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
-      audit: options.onAudit ? auditSinkOf(options.onAudit) : audit,
+      audit: auditSink,
     });
     await host.listen(paths.socketPath, { kind: 'owner' });
     for (const client of clients.list()) {
-      if (client.socket === undefined || clients.isExpired(client)) continue;
-      try {
-        await services.listeners.openClientListener(client.name, client.socket);
-      } catch (err) {
-        logger.log('error', `could not re-open the socket of client ${client.name}: ${err instanceof Error ? err.message : String(err)}`);
+      if (clients.isExpired(client)) continue;
+      if (client.socket !== undefined) {
+        try {
+          await services.listeners.openClientListener(client.name, client.socket);
+        } catch (err) {
+          logger.log('error', `could not re-open the socket of client ${client.name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (client.http !== undefined) {
+        try {
+          await services.listeners.openClientHttpListener(client.name, client.http);
+        } catch (err) {
+          logger.log('error', `could not re-open the HTTP listener of client ${client.name}: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
     }
     logger.log('info', 'credproxy listening', { socket: paths.socketPath, pid: process.pid, version: CREDPROXY_VERSION });

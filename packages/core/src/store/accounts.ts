@@ -14,6 +14,7 @@ import { deepFreeze } from '../protocol/codec.js';
 import { DEFAULT_MIN_VALID_SECONDS } from '../protocol/limits.js';
 import { type Clock, unixSeconds } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { type RecordVersion, type Versioned, VersionConflictError } from '../util/record-store.js';
 import { SECRET_TOKEN_FIELDS, type AccountKey, type AccountRecord, type StoredToken, type TokenStore } from './token-store.js';
 
 /** A token within this many seconds of expiry is reported as `expiring`. */
@@ -358,8 +359,9 @@ export class AccountService {
   async #refreshLocked(key: AccountKey, seen: AccountRecord, refresher: TokenRefresher): Promise<AccountRecord> {
     const k = cacheKey(key);
     return this.withLock(key, async () => {
-      const current = await this.#readLocked(key);
-      if (!current) throw notLoggedIn(key.provider, key.bucket);
+      const read = await this.#readLocked(key);
+      if (!read) throw notLoggedIn(key.provider, key.bucket);
+      const current = read.record;
       this.#cache.set(k, current);
       if (current.needs_login) throw reauthRequired(key.provider, key.bucket, 'the provider refused the saved refresh token');
       // Another process (or an earlier refresh) replaced the token while we waited for the lock.
@@ -369,43 +371,67 @@ export class AccountService {
       }
       const outcome = await refresher.grant(current);
       if (outcome.kind === 'refused') {
-        await this.#persist({ ...current, needs_login: true, updated_at: this.#clock.now() });
+        await this.#persistOrYield(key, { ...current, needs_login: true, updated_at: this.#clock.now() }, read.version);
         throw reauthRequired(key.provider, key.bucket, 'the provider refused the refresh token (invalid_grant)');
       }
       // Durable before anyone sees the new access token whenever the disk works; held in memory
       // (and still served, and used for the next refresh) when it does not.
-      await this.#persist(outcome.record);
+      const stored = await this.#persistOrYield(key, outcome.record, read.version);
       this.#lastRefresh.set(k, this.#clock.now());
-      return outcome.record;
+      return stored;
     });
   }
 
   /** The newest record of an account, read under its lock: a held record unless the disk has a newer one. */
-  async #readLocked(key: AccountKey): Promise<AccountRecord | undefined> {
+  async #readLocked(key: AccountKey): Promise<{ record: AccountRecord; version?: RecordVersion } | undefined> {
     const k = cacheKey(key);
     const held = this.#pending.get(k);
-    let onDisk: AccountRecord | undefined;
+    let onDisk: Versioned<AccountRecord> | undefined;
     try {
-      onDisk = await this.#store.get(key);
+      onDisk = this.#store.read ? await this.#store.read(key) : await this.#store.get(key).then((record) => (record ? { record, version: '' } : undefined));
     } catch (err) {
       if (!held) throw err;
-      return held.record;
+      return { record: held.record };
     }
-    if (!held) return onDisk;
-    if (onDisk && supersedes(onDisk, held.record)) {
+    const version = this.#store.read ? onDisk?.version ?? null : undefined;
+    const withVersion = (record: AccountRecord): { record: AccountRecord; version?: RecordVersion } => (version === undefined || version === null ? { record } : { record, version });
+    if (!held) return onDisk ? withVersion(onDisk.record) : undefined;
+    if (onDisk && supersedes(onDisk.record, held.record)) {
       this.#dropPending(k);
       this.#logger.log('info', 'another process stored a newer token; the one held in memory is dropped', { provider: key.provider, bucket: key.bucket });
-      return onDisk;
+      return withVersion(onDisk.record);
     }
-    return held.record;
+    return withVersion(held.record);
+  }
+
+  /**
+   * Store a refresh's outcome with compare-and-swap on the version read under the lock. Another
+   * writer in between (our lock expired while the provider was slow, in a fleet) wins: its record
+   * is what the store holds, and ours — made from a refresh token it had already used — is
+   * dropped instead of overwriting a rotated one.
+   */
+  async #persistOrYield(key: AccountKey, record: AccountRecord, version: RecordVersion | undefined): Promise<AccountRecord> {
+    try {
+      await this.#persist(record, version);
+      return record;
+    } catch (err) {
+      if (!(err instanceof VersionConflictError)) throw err;
+      this.#logger.log('warn', 'another process stored this account while our refresh ran; keeping its record', { provider: key.provider, bucket: key.bucket });
+      const theirs = await this.#store.get(key);
+      if (!theirs) throw notLoggedIn(key.provider, key.bucket);
+      this.#cache.set(cacheKey(key), theirs);
+      if (theirs.needs_login) throw reauthRequired(key.provider, key.bucket, 'the provider refused the saved refresh token');
+      return theirs;
+    }
   }
 
   /** Write, or hold in memory and retry: never drops the record. */
-  async #persist(record: AccountRecord): Promise<void> {
+  async #persist(record: AccountRecord, ifVersion?: RecordVersion): Promise<void> {
     const k = cacheKey(record);
     try {
-      await this.#store.put(record);
+      await this.#store.put(record, ifVersion === undefined ? undefined : { ifVersion });
     } catch (err) {
+      if (err instanceof VersionConflictError) throw err;
       this.#hold(k, record, err);
       return;
     }

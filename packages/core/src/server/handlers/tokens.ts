@@ -1,7 +1,7 @@
 import { assertAccount, assertRight, mayUseAccount, mayUseProvider, type Identity } from '../../clients/policy.js';
 import { DEFAULT_MIN_VALID_SECONDS } from '../../protocol/limits.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalNumber, assertOptionalString, assertString } from '../../protocol/validate.js';
-import type { ImportedToken } from '../../protocol/ops.js';
+import type { ImportedToken, StatusResult } from '../../protocol/ops.js';
 import { toTokenView } from '../../store/accounts.js';
 import type { Handler } from '../handler.js';
 import { accountKey, noPayload } from './validators.js';
@@ -99,7 +99,12 @@ const status: Handler<'status'> = {
   access: 'client',
   validate: noPayload,
   async run(_p, { identity, services }) {
-    return { accounts: await services.accounts.status((k) => mayUseAccount(identity, k.provider, k.bucket)) };
+    const accounts = await services.accounts.status((k) => mayUseAccount(identity, k.provider, k.bucket));
+    if (identity.kind !== 'owner') return { accounts };
+    // The owner also sees what waits for an answer, and whether panic locked the proxy.
+    const result: StatusResult = { accounts, access_requests: services.access.pending() };
+    if (services.lockdown.locked) result.locked = true;
+    return result;
   },
 };
 
