@@ -3,7 +3,7 @@
  * re-exec). `--detach` starts it in the background instead and returns once the socket answers.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, constants as fsConstants, openSync, promises as fs } from 'node:fs';
+import { closeSync, constants as fsConstants, openSync, promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningProxy } from '@credproxy/core';
@@ -13,6 +13,7 @@ import { CliError, ExitCode } from '../exit-codes.js';
 import type { CliIO } from '../output.js';
 import type { OpResult } from '../core-client.js';
 import { pingSocket, socketPathFor } from '../socket.js';
+import { readHidden } from '../secret-input.js';
 import { capYoungGeneration } from '../young-generation.js';
 
 export interface ServeOptions {
@@ -39,7 +40,9 @@ export async function handleServe(options: ServeOptions, io: CliIO): Promise<num
   const paths = core.resolvePaths({ env: io.env, socketPath: options.socket });
   let proxy: RunningProxy;
   try {
-    proxy = await core.startProxy({ paths, logger: core.streamLogger(io.stderr), env: io.env });
+    // In a terminal, a store whose data key a passphrase wraps asks for it (SPEC §8).
+    const askPassphrase = io.stdin.isTTY && io.stdin.setRawMode ? { askPassphrase: () => readHidden(io, 'credproxy store passphrase: ') } : {};
+    proxy = await core.startProxy({ paths, logger: core.streamLogger(io.stderr), env: io.env, ...askPassphrase });
   } catch (err) {
     if (err instanceof core.AlreadyRunningError) throw alreadyRunning(err.pid, err.socketPath);
     throw err;
@@ -97,6 +100,18 @@ async function serveDetached(options: ServeOptions, io: CliIO): Promise<number> 
   const started = await startInBackground(socketPath, io);
   io.stdout.write(`credproxy started (pid ${started.pid}) on ${started.socket}\n`);
   return ExitCode.OK;
+}
+
+/** Where a proxy started in the background logs: proxy.log beside its socket (see openDetachedLog). */
+export function detachedLogFile(socketPath: string): string | undefined {
+  const runDir = path.dirname(socketPath);
+  try {
+    const st = statSync(runDir);
+    if ((st.mode & 0o077) !== 0 || (process.getuid && st.uid !== process.getuid())) return undefined;
+  } catch {
+    return undefined;
+  }
+  return path.join(runDir, 'proxy.log');
 }
 
 /**
