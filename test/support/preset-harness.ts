@@ -32,7 +32,7 @@ export function captureIO(env: NodeJS.ProcessEnv): CliIO & { out: () => string; 
   } as CliIO & { out: () => string; err: () => string };
 }
 
-export async function startPresetProxy(secrets: Record<string, string> = {}): Promise<PresetProxy> {
+export async function startPresetProxy(secrets: Record<string, string> = {}, options: { fetch?: typeof fetch } = {}): Promise<PresetProxy> {
   const dir = await tempDir('cp-preset-');
   const env: NodeJS.ProcessEnv = {
     CREDPROXY_CONFIG: path.join(dir, 'config.json'),
@@ -44,6 +44,7 @@ export async function startPresetProxy(secrets: Record<string, string> = {}): Pr
   const proxy = await startProxy({
     paths: resolvePaths({ env, socketPath: path.join(dir, 'run', 'proxy.sock') }),
     env,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
     logger: streamLogger({ write: (line: string) => log.push(line) }, 'debug'),
   });
   const owner = await ProxyClient.connect({ socketPath: proxy.socketPath });

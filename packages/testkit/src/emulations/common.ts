@@ -138,6 +138,8 @@ export interface ProviderEmulation {
   readonly violations: readonly string[];
   /** Requests by `METHOD path` (a snapshot). */
   readonly hits: Readonly<Record<string, number>>;
+  /** Every request's method, path, body type, parameter names and Accept header (no values). */
+  readonly requests: readonly RequestSummary[];
   /** Follow an authorization URL as a consenting user; returns the redirect (to the loopback callback). */
   authorize(authUrl: string, options?: { deny?: boolean }): Promise<string>;
   /** The user enters the code and approves (or denies) on the verification page. */
@@ -147,12 +149,21 @@ export interface ProviderEmulation {
   close(): Promise<void>;
 }
 
+export interface RequestSummary {
+  method: string;
+  path: string;
+  bodyType: ParsedRequest['bodyType'];
+  params: string[];
+  accept?: string;
+}
+
 export type Route = (req: ParsedRequest) => Reply | Promise<Reply>;
 
 /** The bookkeeping and HTTP plumbing the four emulations share. */
 export class EmulationCore {
   readonly violations: string[] = [];
   readonly hits: Record<string, number> = {};
+  readonly requests: RequestSummary[] = [];
   readonly tokens = new Map<string, IssuedToken>();
   readonly codes = new Map<string, PendingCode>();
   readonly devices = new Map<string, PendingDevice>();
@@ -256,6 +267,7 @@ export class EmulationCore {
       const parsed = await parse(req);
       const key = `${parsed.method} ${parsed.path}`;
       this.hits[key] = (this.hits[key] ?? 0) + 1;
+      this.requests.push({ method: parsed.method, path: parsed.path, bodyType: parsed.bodyType, params: Object.keys(parsed.params).sort(), ...(parsed.headers.accept !== undefined ? { accept: parsed.headers.accept } : {}) });
       reply = await this.route(parsed);
     } catch (err) {
       reply = json(500, { error: 'server_error', error_description: String(err) });

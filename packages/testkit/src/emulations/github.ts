@@ -175,6 +175,7 @@ export async function startGitHubEmulation(options: GitHubEmulationOptions = {})
     get hits() {
       return { ...core.hits };
     },
+    requests: core.requests,
     authorize: (url, o) => core.authorize(url, o?.deny),
     approveDevice: (code, o) => core.approveDevice(code, o?.deny),
     isActive: (t) => core.isActive(t),

@@ -179,6 +179,7 @@ export class OidcEmulation {
       get hits() {
         return { ...core.hits };
       },
+      requests: core.requests,
       authorize: (url, o) => core.authorize(url, o?.deny),
       approveDevice: (code, o) => core.approveDevice(code, o?.deny),
       isActive: (t) => core.isActive(t),
