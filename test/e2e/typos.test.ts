@@ -45,3 +45,16 @@ describe('did you mean', () => {
     expect(far.stderr).toContain('the providers are: demo');
   });
 });
+
+describe('login for a provider that does not exist', () => {
+  it('says did you mean, and stops the proxy it started for nothing; a started proxy says where it logs', async () => {
+    const layout = makeLayout();
+    fs.writeFileSync(layout.env.CREDPROXY_CONFIG!, JSON.stringify({ providers: { demo: { authorization_endpoint: 'http://127.0.0.1:9/a', token_endpoint: 'http://127.0.0.1:9/t', client_id: 'x' } } }));
+    const login = await run(layout, ['login', 'demoo', '--no-browser']);
+    expect(login.code).not.toBe(0);
+    expect(login.stderr).toMatch(/started it \(pid \d+\) on .*; it logs to .*proxy\.log/);
+    expect(login.stderr).toContain('did you mean `demo`?');
+    const ping = await run(layout, ['ping']);
+    expect(ping.code).toBe(5);
+  });
+});

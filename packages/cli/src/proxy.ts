@@ -81,24 +81,46 @@ export async function requestOnce<O extends Op>(socketOption: string | undefined
  * Connect to the proxy, starting it in the background first when none answers (login and
  * session start: "start the proxy if needed"). Says so on stderr.
  */
-export async function connectOrStart(socketOption: string | undefined, io: CliIO): Promise<ProxyConnection> {
+export async function connectOrStart(socketOption: string | undefined, io: CliIO): Promise<ProxyConnection & { started: boolean }> {
   const socketPath = socketPathFor(socketOption, io.env);
   let client: ProxyClient;
+  let started = false;
   try {
     client = await ProxyClient.connect(connectOptions(socketPath, io.env));
   } catch (err) {
     if (!(err instanceof ProxyUnavailableError)) throw err;
-    const { startInBackground } = await import('./commands/serve.js');
-    const started = await startInBackground(socketPath, io);
-    io.stderr.write(`credproxy was not running — started it (pid ${started.pid}) on ${started.socket}\n`);
+    const { startInBackground, detachedLogFile } = await import('./commands/serve.js');
+    const pong = await startInBackground(socketPath, io);
+    const log = detachedLogFile(socketPath);
+    io.stderr.write(`credproxy was not running — started it (pid ${pong.pid}) on ${pong.socket}${log ? `; it logs to ${log}` : ''}\n`);
     client = await ProxyClient.connect(connectOptions(socketPath, io.env));
+    started = true;
   }
   return {
     socketPath,
+    started,
     client,
     call: (op, payload, options) =>
       client.call(op, payload, options).catch((err: unknown) => {
         throw err instanceof ProxyError ? new OpError(op, err) : err;
       }),
   };
+}
+
+/**
+ * An op of a command that may have started the proxy itself: when the op fails because the
+ * provider does not exist, a proxy started only for it is stopped again instead of being left
+ * running in the background, and the error says "did you mean".
+ */
+export async function initiateOrUndo<T>(proxy: ProxyConnection & { started: boolean }, provider: string, bucket: string | undefined, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    const { explainMissingAccount } = await import('./suggest.js');
+    const better = await explainMissingAccount(err, proxy, provider, bucket).catch((e: unknown) => e);
+    if (proxy.started && err instanceof ProxyError && err.code === 'PROVIDER_NOT_CONFIGURED') {
+      await proxy.client.call('shutdown', {}).catch(() => undefined);
+    }
+    throw better;
+  }
 }

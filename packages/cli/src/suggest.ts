@@ -4,8 +4,12 @@
  * (`credproxy token demoo` → "run `credproxy login demoo`" → "no such provider").
  */
 import { OpError, CliError } from './exit-codes.js';
-import { ProxyError } from './core-client.js';
-import type { ProxyConnection } from './proxy.js';
+import { ProxyError, type ProxyClient } from './core-client.js';
+
+/** What the hints need of a connection (proxy.ts's ProxyConnection is one). */
+export interface ProxyConnection {
+  readonly client: ProxyClient;
+}
 
 /** Edit distance with transpositions (optimal string alignment), stopping early past `max`. */
 export function editDistance(a: string, b: string, max = 3): number {

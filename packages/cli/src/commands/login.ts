@@ -8,7 +8,7 @@ import { type CommandContext, type CommonOptions, dataOptions } from '../command
 import { FLOW_TYPES, type FlowType, type OAuthInitiateResult, type OAuthPollResult, type OpPayload } from '../core-client.js';
 import { CliError, ExitCode, exitCodeForSession, UsageError } from '../exit-codes.js';
 import { type CliIO, accountLabel, formatExpiry, printJson } from '../output.js';
-import { connectOrStart, type ProxyConnection } from '../proxy.js';
+import { connectOrStart, initiateOrUndo, type ProxyConnection } from '../proxy.js';
 import { readPiped } from '../secret-input.js';
 
 export type FlowName = FlowType;
@@ -214,7 +214,7 @@ export async function handleLogin(options: LoginOptions, io: CliIO, openUrl: Ope
     }
     const payload: OpPayload<'oauth_initiate'> = { ...account };
     if (flow !== undefined) payload.flow = flow;
-    const init = await proxy.call('oauth_initiate', payload);
+    const init = await initiateOrUndo(proxy, options.provider, options.bucket, () => proxy.call('oauth_initiate', payload));
     // From here Ctrl-C cancels the session on the proxy — also while the URL is still being shown.
     const interrupt = new AbortController();
     const onSigint = (): void => interrupt.abort();

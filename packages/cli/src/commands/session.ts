@@ -9,7 +9,7 @@ import { type CommandContext, type CommonOptions, dataOptions } from '../command
 import type { OAuthPollResult, OpPayload } from '../core-client.js';
 import { ExitCode, exitCodeForSession } from '../exit-codes.js';
 import { type CliIO, accountLabel, formatExpiry, printResult } from '../output.js';
-import { connectOrStart, withProxy } from '../proxy.js';
+import { connectOrStart, initiateOrUndo, withProxy } from '../proxy.js';
 import { assertFlow, describeEnded, sessionFailure, waitForSession } from './login.js';
 
 export interface SessionStartOptions extends CommonOptions {
@@ -25,7 +25,7 @@ export async function handleSessionStart(options: SessionStartOptions, io: CliIO
   if (flow !== undefined) payload.flow = flow;
   const proxy = await connectOrStart(options.socket, io);
   try {
-    const data = await proxy.call('oauth_initiate', payload);
+    const data = await initiateOrUndo(proxy, options.provider, options.bucket, () => proxy.call('oauth_initiate', payload));
     printResult(io, options.json, data, (d) => {
       const rows: string[][] = [['session', d.session_id], ['flow', d.flow_type], ['url', d.auth_url]];
       if (d.user_code !== undefined) rows.push(['code', d.user_code]);
