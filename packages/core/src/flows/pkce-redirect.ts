@@ -17,14 +17,15 @@ export { splitRequestTarget } from './callback-router.js';
 export const LOOPBACK_POLL_INTERVAL_MS = 1_000;
 
 /** Where to listen, from a configured redirect URI or the defaults. */
-function loopbackTarget(redirectUri: string | undefined, port: number | undefined): { host: string; port: number; path: string } {
-  if (redirectUri === undefined) return { host: '127.0.0.1', port: port ?? 0, path: '/callback' };
+function loopbackTarget(redirectUri: string | undefined, port: number | undefined): { host: string; uriHost: string; port: number; path: string } {
+  if (redirectUri === undefined) return { host: '127.0.0.1', uriHost: '127.0.0.1', port: port ?? 0, path: '/callback' };
   const url = new URL(redirectUri);
   if (url.protocol !== 'http:' || !isLoopbackHost(url.hostname)) {
     throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `pkce_redirect needs a loopback http redirect_uri (http://127.0.0.1:PORT/path), not ${redirectUri} — use the browser_redirect flow for a hosted code page`);
   }
   const host = url.hostname === 'localhost' ? '127.0.0.1' : url.hostname.replace(/^\[|\]$/g, '');
-  return { host, port: url.port === '' ? (port ?? 0) : Number(url.port), path: url.pathname || '/' };
+  // `localhost` stays in the redirect URI (Microsoft registers it so), the listener binds 127.0.0.1.
+  return { host, uriHost: url.hostname, port: url.port === '' ? (port ?? 0) : Number(url.port), path: url.pathname || '/' };
 }
 
 export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
@@ -69,7 +70,7 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
       const target = loopbackTarget(options.redirectUri ?? provider.config.redirect_uri, provider.config.callback_port);
       // The state is drawn before the listener is shared: it is the key callbacks are routed by.
       const configured = options.redirectUri ?? provider.config.redirect_uri;
-      const hostInUri = target.host.includes(':') ? `[${target.host}]` : target.host;
+      const hostInUri = target.uriHost.includes(':') && !target.uriHost.startsWith('[') ? `[${target.uriHost}]` : target.uriHost;
       const router = options.callbacks ?? new CallbackRouter(options.logger ? { logger: options.logger } : {});
       const redirectFor = (port: number): string =>
         configured !== undefined && new URL(configured).port !== '' ? configured : `http://${hostInUri}:${port}${target.path}`;

@@ -7,6 +7,7 @@
  *   names the user's real tenant (its `tid` claim);
  * - a refresh token only with the `offline_access` scope; refresh tokens rotate (a new one every
  *   time; the old one stays valid until it expires);
+ * - the redirect URI must be the registered http://localhost/callback, any port;
  * - no revocation endpoint: any attempt to revoke is a deviation.
  */
 import { json, type EmulatedUser, type ProviderEmulation } from './common.js';
@@ -26,7 +27,12 @@ export async function startMicrosoftEmulation(options: OidcEmulationOptions & { 
       ...dialectDefaults('microsoft', options),
       secretRequired: false,
       refresh: 'rotate',
-      checkAuthorization() {
+      checkAuthorization(q, core) {
+        // The app registers http://localhost/callback; Entra ignores the port of a localhost redirect, nothing else.
+        const uri = new URL(q.get('redirect_uri')!);
+        if (uri.hostname !== 'localhost' || uri.pathname !== '/callback') {
+          return core.violation(`redirect_uri ${uri.href} does not match the registered http://localhost/callback (AADSTS50011)`, json(400, { error: 'invalid_request', error_description: 'AADSTS50011: The redirect URI specified in the request does not match the redirect URIs configured for the application.' }));
+        }
         return undefined;
       },
       offline: (q) => (q.get('scope') ?? '').split(' ').includes('offline_access'),

@@ -53,7 +53,7 @@ export const microsoftPreset: ProviderPreset = {
       '  1. open https://entra.microsoft.com → Identity → Applications → App registrations → New registration',
       '     (or https://portal.azure.com → Microsoft Entra ID → App registrations)',
       '  2. Supported account types: your organization only (then use --tenant TENANT_ID) or any organization (the default, tenant "organizations")',
-      '  3. Redirect URI: platform "Public client/native (mobile & desktop)", URI http://localhost (Microsoft ignores the port of loopback redirects)',
+      '  3. Redirect URI: platform "Public client/native (mobile & desktop)", URI http://localhost/callback (Microsoft ignores the port of localhost redirects)',
       '  4. Authentication → Advanced settings → "Allow public client flows": Yes (needed for the device flow), Save; copy the Application (client) ID',
       `then run: credproxy provider add ${name} --preset microsoft --client-id CLIENT_ID [--tenant TENANT_ID]`,
       `and: credproxy login ${name}`,
@@ -63,6 +63,8 @@ export const microsoftPreset: ProviderPreset = {
     const out = withPresetDefaults(config, microsoftPreset);
     out.tenant = config.tenant ?? 'organizations';
     out.issuer = microsoftIssuer(config.issuer, out.tenant);
+    // Entra registers loopback redirects as http://localhost (any port); the listener binds 127.0.0.1.
+    if (out.redirect_uri === undefined) out.redirect_uri = 'http://localhost/callback';
     return out;
   },
   quirks(config): ProviderQuirks {
