@@ -269,6 +269,19 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
   const logger = deps.logger ?? silentLogger;
   const maxRetryBody = deps.maxRetryBodyBytes ?? MAX_RETRY_BODY_BYTES;
   const listenerUrl = deps.listenerUrl ?? 'http://LISTENER';
+  // Building a scrubber (every encoded form, KMP tables) was the largest cost of a forwarded
+  // request; a credential is the same for many requests, and a scrubber holds no request state.
+  const scrubbers = new Map<string, SecretScrubber>();
+  const scrubberFor = (secret: string, value: string): SecretScrubber => {
+    const key = `${secret}\u0000${value}`;
+    let scrubber = scrubbers.get(key);
+    if (!scrubber) {
+      scrubber = SecretScrubber.forCredential(secret, value);
+      if (scrubbers.size >= 16) scrubbers.delete(scrubbers.keys().next().value!);
+      scrubbers.set(key, scrubber);
+    }
+    return scrubber;
+  };
 
   const writeAudit = (req: IncomingMessage, res: ServerResponse, x: Exchange): void => {
     try {
@@ -384,7 +397,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
 
     let secret = await deps.credential(route, { signal });
     let value = formatCredential(route.format, secret.value);
-    let scrubber = SecretScrubber.forCredential(secret.value, value);
+    let scrubber = scrubberFor(secret.value, value);
     x.scrubber = scrubber;
     const headers = upstreamRequestHeaders(req, route, value);
 
@@ -411,7 +424,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       secret = await deps.refreshCredential(route, { signal, rejected: old });
       value = formatCredential(route.format, secret.value);
       // Both: the old value may still be echoed by a confused upstream.
-      scrubber = SecretScrubber.forCredential(secret.value, value).with(SecretScrubber.forCredential(old, formatCredential(route.format, old)));
+      scrubber = scrubberFor(secret.value, value).with(scrubberFor(old, formatCredential(route.format, old)));
       x.scrubber = scrubber;
       headers[route.header] = value;
       up = await sendOnce();

@@ -1,0 +1,194 @@
+#!/usr/bin/env node
+// npm run bench (after bench.mjs), or node scripts/bench-routes.mjs [--json] [--seconds N]
+//
+// Routes (SPEC §6, issue 11) against a floor measured in the same run: a minimal pass-through
+// proxy (node:http in front of an undici Pool, no checks, no injection), and direct calls to the
+// same loopback upstream. Rounds alternate proxy/floor and the best round of each counts.
+//  - forwarded requests at 1 and 16 connections: credproxy ≥ 0.8× the floor's throughput;
+//  - latency credproxy adds over direct ≤ 1.25× what the floor adds (p50 at 1 connection);
+//  - first SSE byte delayed < 5 ms against direct (median of 20);
+//  - proxy RSS growth while streaming 1 GiB through a route < 30 MB.
+// The upstream is plain http on 127.0.0.1 (allowed for loopback upstreams), so the figures
+// measure the proxy, not TLS.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+
+const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
+const secondsArg = process.argv.indexOf('--seconds');
+const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
+const ROUNDS = 3;
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
+const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'cpbr-'));
+const env = {
+  ...process.env,
+  CREDPROXY_SOCKET: path.join(dir, 'p.sock'),
+  CREDPROXY_DATA_DIR: path.join(dir, 'data'),
+  CREDPROXY_CONFIG: path.join(dir, 'config.json'),
+  // Storage encryption needs a key source; a key file keeps the bench off any OS keyring.
+  CREDPROXY_KEY_FILE: path.join(dir, 'store.key'),
+};
+delete env.CREDPROXY_DEBUG;
+const children = [];
+
+function start(args) {
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  child.output = '';
+  const keep = (chunk) => (child.output = (child.output + chunk.toString()).slice(-8192));
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  return child;
+}
+
+/** A helper process that prints its port first. */
+function startServer(args) {
+  const child = start(args);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${args.join(' ')} printed no port: ${child.output}`)), 10_000);
+    child.stdout.on('data', () => {
+      const m = /^(\d+)\n/.exec(child.output);
+      if (m) {
+        clearTimeout(t);
+        resolve({ child, port: Number(m[1]) });
+      }
+    });
+  });
+}
+
+function cli(args, input) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { env, encoding: 'utf8', input: input ?? '' });
+  if (r.status !== 0) throw new Error(`credproxy ${args.join(' ')} failed: ${r.stderr}`);
+  return r;
+}
+
+function rssMb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+function load(url, conns, auth) {
+  const r = spawnSync(process.execPath, [path.join(here, 'bench', 'http-load.mjs'), url, String(conns), String(SECONDS), ...(auth ? [auth] : [])], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`load failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout);
+  return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
+}
+
+const best = (samples) => samples.reduce((a, b) => (b.rps > a.rps ? b : a));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+/** Time to the first body byte of /sse, ms. */
+async function firstSseByte(url, auth) {
+  const t0 = process.hrtime.bigint();
+  const res = await request(url, { headers: auth ? { authorization: auth } : {} });
+  for await (const _chunk of res.body) {
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    res.body.destroy();
+    return ms;
+  }
+  return NaN;
+}
+
+try {
+  const { port: upPort } = await startServer([path.join(here, 'bench', 'route-servers.mjs'), 'upstream']);
+  const upstream = `http://127.0.0.1:${upPort}`;
+  const { port: floorPort } = await startServer([path.join(here, 'bench', 'route-servers.mjs'), 'floor', upstream]);
+  spawnSync('sh', ['-c', `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > '${env.CREDPROXY_KEY_FILE}'; chmod 600 '${env.CREDPROXY_KEY_FILE}'`]);
+  const serve = start([BIN, 'serve']);
+  for (let i = 0; spawnSync(process.execPath, [BIN, 'ping'], { env }).status !== 0; i++) {
+    if (i > 100) throw new Error(`credproxy serve did not start: ${serve.output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  cli(['key', 'set', 'bench'], 'bench-api-key-0123456789abcdef0123456789abcdef\n');
+  cli(['route', 'add', 'bench', '--upstream', upstream, '--api-key', 'bench']);
+  const added = JSON.parse(cli(['client', 'add', 'bench', '--route', 'bench', '--http', '127.0.0.1:0', '--json']).stdout);
+  const auth = `Bearer ${added.capability_token}`;
+  const proxyBase = `http://${added.http}/bench`;
+  const floorBase = `http://127.0.0.1:${floorPort}/bench`;
+  say(`routes bench: ${SECONDS} s per round, ${ROUNDS} rounds; upstream ${upstream}, credproxy ${added.http}, floor :${floorPort}`);
+
+  const throughput = {};
+  for (const conns of [1, 16]) {
+    const proxy = [];
+    const floor = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      proxy.push(load(`${proxyBase}/small`, conns, auth));
+      floor.push(load(`${floorBase}/small`, conns));
+    }
+    const p = best(proxy);
+    const f = best(floor);
+    throughput[conns] = { proxy: p, floor: f, ratio: p.rps / f.rps };
+    say(`  ${conns} conn: credproxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(2)} ms), floor ${Math.round(f.rps)} req/s → ${(p.rps / f.rps).toFixed(2)}×${p.errors ? ` (${p.errors} errors)` : ''}`);
+  }
+  const direct = best(Array.from({ length: ROUNDS }, () => load(`${upstream}/small`, 1)));
+  const proxyAdded = Math.max(throughput[1].proxy.p50Ms - direct.p50Ms, 0.001);
+  const floorAdded = Math.max(throughput[1].floor.p50Ms - direct.p50Ms, 0.001);
+  say(`  added p50 latency over direct (${direct.p50Ms.toFixed(3)} ms): credproxy ${proxyAdded.toFixed(3)} ms, floor ${floorAdded.toFixed(3)} ms`);
+
+  const sseDirect = [];
+  const sseProxy = [];
+  for (let i = 0; i < 20; i++) {
+    sseDirect.push(await firstSseByte(`${upstream}/sse`));
+    sseProxy.push(await firstSseByte(`${proxyBase}/sse`, auth));
+  }
+  const sseDelay = median(sseProxy) - median(sseDirect);
+  say(`  first SSE byte: direct ${median(sseDirect).toFixed(2)} ms, through credproxy ${median(sseProxy).toFixed(2)} ms → +${sseDelay.toFixed(2)} ms`);
+
+  // 1 GiB down through the route, read as fast as the client can; the proxy's RSS sampled.
+  const rssBefore = rssMb(serve.pid);
+  let rssMax = rssBefore;
+  const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssMb(serve.pid))), 50);
+  const t0 = Date.now();
+  const big = await request(`${proxyBase}/large?mb=1024`, { headers: { authorization: auth } });
+  let bytes = 0;
+  for await (const chunk of big.body) bytes += chunk.length;
+  clearInterval(sampler);
+  const streamSeconds = (Date.now() - t0) / 1000;
+  const rssGrowth = rssMax - rssBefore;
+  say(`  1 GiB through the route: ${(bytes / 2 ** 30).toFixed(2)} GiB in ${streamSeconds.toFixed(1)} s, proxy RSS ${rssBefore.toFixed(1)} → max ${rssMax.toFixed(1)} MB (+${rssGrowth.toFixed(1)})`);
+
+  const targets = [
+    { name: 'forwarded throughput @1 conn vs floor', value: throughput[1].ratio, unit: '× (≥ 0.8)', met: throughput[1].ratio >= 0.8 },
+    { name: 'forwarded throughput @16 conns vs floor', value: throughput[16].ratio, unit: '× (≥ 0.8)', met: throughput[16].ratio >= 0.8 },
+    { name: "added latency vs the floor's", value: proxyAdded / floorAdded, unit: '× (≤ 1.25)', met: proxyAdded / floorAdded <= 1.25 },
+    { name: 'first SSE byte delay', value: sseDelay, unit: 'ms (< 5)', met: sseDelay < 5 },
+    { name: 'RSS growth streaming 1 GiB', value: rssGrowth, unit: 'MB (< 30)', met: rssGrowth < 30 && bytes === 2 ** 30 },
+  ];
+  const report = {
+    machine: { cpus: os.cpus().length, node: process.version, seconds_per_round: SECONDS, rounds: ROUNDS },
+    throughput: Object.fromEntries(Object.entries(throughput).map(([c, t]) => [c, {
+      proxy_rps: Math.round(t.proxy.rps), floor_rps: Math.round(t.floor.rps), ratio: Number(t.ratio.toFixed(3)),
+      proxy_p50_ms: Number(t.proxy.p50Ms.toFixed(3)), proxy_p99_ms: Number(t.proxy.p99Ms.toFixed(3)),
+      floor_p50_ms: Number(t.floor.p50Ms.toFixed(3)), floor_p99_ms: Number(t.floor.p99Ms.toFixed(3)), errors: t.proxy.errors,
+    }])),
+    latency: { direct_p50_ms: Number(direct.p50Ms.toFixed(3)), proxy_added_ms: Number(proxyAdded.toFixed(3)), floor_added_ms: Number(floorAdded.toFixed(3)) },
+    sse: { direct_first_byte_ms: Number(median(sseDirect).toFixed(2)), proxy_first_byte_ms: Number(median(sseProxy).toFixed(2)) },
+    stream_1gib: { bytes, seconds: streamSeconds, rss_before_mb: Number(rssBefore.toFixed(1)), rss_max_mb: Number(rssMax.toFixed(1)) },
+    targets: targets.map((t) => ({ name: t.name, value: Number(Number(t.value).toFixed(3)), unit: t.unit, met: t.met })),
+  };
+  if (json) process.stdout.write(JSON.stringify({ routes: report }, null, 2) + '\n');
+  else for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  routes: ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
+} finally {
+  await Promise.all(children.map((c) => {
+    if (c.exitCode !== null || c.signalCode !== null) return undefined;
+    return new Promise((resolve) => {
+      const late = setTimeout(() => {
+        process.stderr.write(`bench: ${c.spawnargs.slice(1).join(' ')} did not stop within 5 s of SIGTERM; killing it. Its last output:\n${c.output}\n`);
+        process.exitCode = 1;
+        c.kill('SIGKILL');
+      }, 5_000);
+      c.once('exit', () => {
+        clearTimeout(late);
+        resolve();
+      });
+      c.kill('SIGTERM');
+    });
+  }));
+  rmSync(dir, { recursive: true, force: true });
+}
