@@ -12,7 +12,13 @@ export interface KeyNameOptions extends CommonOptions {
 }
 
 /** The value comes from stdin only: argv would leak it to `ps` and shell history. */
+/** Key names become file names: the rule of SPEC §3, checked before asking for the secret. */
+const KEY_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+
 export async function handleKeySet(options: KeyNameOptions, io: CliIO): Promise<number> {
+  if (!KEY_NAME.test(options.name) || options.name === '.' || options.name === '..') {
+    throw new UsageError(`invalid key name '${options.name}' — use 1 to 64 letters, digits, '.', '_', '@' or '-' (e.g. openai); nothing was asked or stored`);
+  }
   const key = await readSecret(io, `API key for ${options.name}: `);
   if (key.length === 0) {
     throw new UsageError(`no API key given for ${options.name} — type it at the prompt or pipe it in: \`credproxy key set ${options.name} < key-file\``);

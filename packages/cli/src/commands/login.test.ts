@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ExitCode } from '../exit-codes.js';
-import { readLine, sessionFailure, sleep, waitForSession } from './login.js';
+import { parseImportedToken, readLine, sessionFailure, sleep, waitForSession } from './login.js';
 
 describe('readLine', () => {
   it('reads one pasted line', async () => {
@@ -64,5 +64,15 @@ describe('how a login ended, said once', () => {
     const err = sessionFailure({ status, ...(error ? { error } : {}) }, 'demo');
     expect(err.message).toBe(message);
     expect(err.message).not.toMatch(/(denied|cancelled)\b.*\b\1\b/);
+  });
+});
+
+describe('login --with-token', () => {
+  const now = Date.UTC(2026, 10, 30, 12);
+  it('takes expires_in as seconds from now, and refuses an expired token', () => {
+    expect(parseImportedToken('{"access_token":"at","expires_in":3600}', now)).toEqual({ access_token: 'at', expiry: now / 1000 + 3600 });
+    expect(() => parseImportedToken(`{"access_token":"at","expiry":${now / 1000 - 5}}`, now)).toThrow(/expired/);
+    expect(() => parseImportedToken('{"access_token":"at","expires_in":-1}', now)).toThrow(/expires_in/);
+    expect(parseImportedToken('bare-token', now)).toEqual({ access_token: 'bare-token' });
   });
 });

@@ -179,7 +179,30 @@ export function sessionFailure(result: OAuthPollResult, label: string): CliError
   return new CliError(`login to ${label}: ${how}${again}`, code);
 }
 
-function parseImportedToken(text: string): OpPayload<'save_token'>['token'] {
+/**
+ * A token's expiry from what a token endpoint answers: `expiry` (unix seconds; milliseconds are
+ * recognised) or RFC 6749's `expires_in` (seconds from now). An already expired token is refused:
+ * importing it would only fail later, at the first use.
+ */
+export function withExpiry(token: OpPayload<'save_token'>['token'] & { expires_in?: unknown }, nowMs: number): OpPayload<'save_token'>['token'] {
+  const { expires_in: expiresIn, ...rest } = token;
+  const out: OpPayload<'save_token'>['token'] = { ...rest };
+  if (out.expiry === undefined && expiresIn !== undefined) {
+    if (typeof expiresIn !== 'number' || !Number.isFinite(expiresIn) || expiresIn <= 0) {
+      throw new UsageError('"expires_in" must be a positive number of seconds');
+    }
+    out.expiry = Math.floor(nowMs / 1000) + Math.floor(expiresIn);
+  }
+  if (typeof out.expiry === 'number') {
+    const seconds = out.expiry > 1e11 ? Math.floor(out.expiry / 1000) : out.expiry;
+    if (seconds <= Math.floor(nowMs / 1000)) {
+      throw new UsageError(`this token expired ${new Date(seconds * 1000).toISOString()} — import a fresh one (or one with a refresh_token and a configured provider)`);
+    }
+  }
+  return out;
+}
+
+export function parseImportedToken(text: string, nowMs = Date.now()): OpPayload<'save_token'>['token'] {
   const trimmed = text.trim();
   if (!trimmed) throw new UsageError('no token on stdin — pipe the token (or a JSON object with access_token) into `credproxy login P --with-token`');
   if (trimmed.startsWith('{')) {
@@ -192,7 +215,7 @@ function parseImportedToken(text: string): OpPayload<'save_token'>['token'] {
     if (typeof value !== 'object' || value === null || typeof (value as { access_token?: unknown }).access_token !== 'string') {
       throw new UsageError('the JSON on stdin needs an "access_token" string');
     }
-    return value as OpPayload<'save_token'>['token'];
+    return withExpiry(value as OpPayload<'save_token'>['token'] & { expires_in?: unknown }, nowMs);
   }
   if (/\s/.test(trimmed)) throw new UsageError('stdin holds more than one word — pass the bare access token or a JSON object');
   return { access_token: trimmed };

@@ -5,6 +5,7 @@
  */
 import type { CommonOptions } from '../command-kit.js';
 import type { OpPayload } from '../core-client.js';
+import { CliError } from '../exit-codes.js';
 import { type CliIO, printResult } from '../output.js';
 import { requestOnce, withProxy, withTokenFromFd } from '../proxy.js';
 
@@ -28,6 +29,12 @@ export async function handleToken(options: TokenOptions, io: CliIO): Promise<num
     const { explainMissingAccount } = await import('../suggest.js');
     return withProxy(options.socket, env, (proxy) => explainMissingAccount(err, proxy, options.provider, options.bucket));
   });
+  // A provider whose tokens live shorter than --min-valid cannot meet it: say so instead of
+  // handing out a token that expires before the caller expects.
+  if (options.minValid !== undefined && data.expiry - Math.floor(Date.now() / 1000) < options.minValid) {
+    const left = Math.max(0, data.expiry - Math.floor(Date.now() / 1000));
+    throw new CliError(`the ${options.provider} token is valid for only ${left} s more, less than --min-valid ${options.minValid} even after a refresh — ask for less, or fetch a token per request`);
+  }
   printResult(io, options.json, data, (d) => `${d.access_token}\n`);
   return 0;
 }

@@ -1,0 +1,34 @@
+/** Input the CLI used to accept in silence gets a clear error (issue 14 item 6). */
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup, makeLayout, run, startServe, withClient } from './cli-harness.js';
+
+afterEach(cleanup);
+
+describe('no silent acceptance', () => {
+  it('token --min-valid longer than the token can live, key set with a bad name, an expired --with-token', async () => {
+    const layout = makeLayout();
+    await startServe(layout);
+    await withClient(layout.socket, (c) => c.call('save_token', { provider: 'short', token: { access_token: 'at-short', expiry: Math.floor(Date.now() / 1000) + 600 } }));
+    const ok = await run(layout, ['token', 'short', '--min-valid', '300']);
+    expect(ok).toMatchObject({ code: 0, stdout: 'at-short\n' });
+    const tooLong = await run(layout, ['token', 'short', '--min-valid', '99999']);
+    expect(tooLong.code).toBe(1);
+    expect(tooLong.stdout).toBe('');
+    expect(tooLong.stderr).toMatch(/valid for only \d+ s more, less than --min-valid 99999/);
+
+    // The name is refused before anything is read: stdin holds a secret that must not be asked for.
+    const bad = await run(layout, ['key', 'set', 'bad name'], { input: 'sk-should-not-be-read\n' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("invalid key name 'bad name'");
+    expect(bad.stderr).not.toContain('API key for');
+
+    const expired = await run(layout, ['login', 'imported', '--with-token'], { input: JSON.stringify({ access_token: 'x', expiry: 1000 }) });
+    expect(expired.code).toBe(2);
+    expect(expired.stderr).toContain('expired');
+    const withIn = await run(layout, ['login', 'imported', '--with-token'], { input: JSON.stringify({ access_token: 'x', expires_in: 3600 }) });
+    expect(withIn.code, withIn.stderr).toBe(0);
+    const status = JSON.parse((await run(layout, ['status', '--json'])).stdout);
+    const imported = status.accounts.find((a: { provider: string }) => a.provider === 'imported');
+    expect(imported.expiry).toBeGreaterThan(Math.floor(Date.now() / 1000) + 3500);
+  });
+});
