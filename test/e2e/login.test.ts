@@ -9,19 +9,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createScriptedUser, startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readStoredAccounts } from '../support/stored-records.js';
 import { BIN, cleanup, makeLayout, run, trackPid, type Layout, type RunResult } from './cli-harness.js';
 
 let as: TestAuthServer;
 /** Refresh tokens the proxy held, gathered before logout deletes them. */
 const secrets = new Set<string>(['imported-refresh-secret']);
 
-function gatherRefreshTokens(): void {
-  const tokensDir = path.join(layout.env.CREDPROXY_DATA_DIR!, 'tokens');
-  for (const provider of fs.readdirSync(tokensDir)) {
-    for (const file of fs.readdirSync(path.join(tokensDir, provider)).filter((f) => f.endsWith('.json'))) {
-      const rt = JSON.parse(fs.readFileSync(path.join(tokensDir, provider, file), 'utf8')).token.refresh_token;
-      if (rt) secrets.add(rt);
-    }
+async function gatherRefreshTokens(): Promise<void> {
+  // The records are encrypted at rest: read them as the proxy does.
+  for (const record of await readStoredAccounts(layout.env)) {
+    if (record.token.refresh_token) secrets.add(record.token.refresh_token);
   }
 }
 let layout: Layout;
@@ -227,13 +225,13 @@ describe('credproxy session (CI)', () => {
 
 describe('credproxy logout', () => {
   it('revokes at the provider and says so', async () => {
-    gatherRefreshTokens();
-    const record = JSON.parse(fs.readFileSync(path.join(layout.env.CREDPROXY_DATA_DIR!, 'tokens', 'demo', 'default.json'), 'utf8'));
-    expect(await as.isActive(record.token.refresh_token)).toBe(true);
+    await gatherRefreshTokens();
+    const record = (await readStoredAccounts(layout.env)).find((r) => r.provider === 'demo' && r.bucket === 'default')!;
+    expect(await as.isActive(record.token.refresh_token!)).toBe(true);
     const out = await cli(['logout', 'demo']);
     expect(out.code).toBe(0);
     expect(out.stdout).toMatch(/revoked at the provider/);
-    expect(await as.isActive(record.token.refresh_token)).toBe(false);
+    expect(await as.isActive(record.token.refresh_token!)).toBe(false);
     expect((await cli(['token', 'demo'])).code).toBe(6);
     const kept = await cli(['logout', 'dev', '--no-revoke']);
     expect(kept.stdout).toMatch(/not revoked: revocation skipped/);
@@ -243,7 +241,7 @@ describe('credproxy logout', () => {
 describe('byte scan of everything the CLI printed and the proxy logged', () => {
   it('holds no refresh token, client secret or imported secret; state only inside the auth URL', async () => {
     const dataDir = layout.env.CREDPROXY_DATA_DIR!;
-    gatherRefreshTokens();
+    await gatherRefreshTokens();
     expect(secrets.size).toBeGreaterThan(3);
     const logs = [path.join(dataDir, 'audit.log'), path.join(path.dirname(layout.socket), 'proxy.log')]
       .filter((f) => fs.existsSync(f))

@@ -59,7 +59,7 @@ describe('credproxy store (built CLI)', () => {
     const keyFile = path.join(keyDir, 'fleet.key');
     await fs.writeFile(keyFile, randomBytes(32), { mode: 0o600 });
     const prefix = `cli${randomBytes(3).toString('hex')}:`;
-    const layouts = [makeLayout(), makeLayout()].map((l) => ({ ...l, env: { ...l.env, CREDPROXY_KEY_FILE: keyFile } }));
+    const layouts: Layout[] = [makeLayout(), makeLayout()].map((l) => ({ ...l, env: { ...l.env, CREDPROXY_KEY_FILE: keyFile } }));
     for (const l of layouts) await fs.writeFile(l.env.CREDPROXY_CONFIG!, JSON.stringify({ store: { type: 'redis', url: redis.url, prefix } }));
 
     const refused = await run({ ...layouts[0]!, env: { ...layouts[0]!.env, CREDPROXY_KEY_FILE: '' } }, ['serve']);
