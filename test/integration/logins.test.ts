@@ -7,6 +7,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { startProxy, resolvePaths, streamLogger, type RunningProxy } from '@credproxy/core';
+import { readStoredAccounts } from '../support/stored-records.js';
 import { createScriptedUser, startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient } from '../support/raw-client.js';
@@ -405,8 +406,9 @@ describe('logout', () => {
     const user = createScriptedUser();
     await ok(c, 'oauth_exchange', { session_id: init.session_id, code: await user.readPastedCode(await user.authorize(init.auth_url)) });
     const token = await ok(c, 'get_token', { provider: 'demo-paste', bucket: 'bye' });
-    const stored = JSON.parse(await fs.readFile(path.join(dir, 'data', 'tokens', 'demo-paste', 'bye.json'), 'utf8'));
-    const refresh: string = stored.token.refresh_token;
+    // Encrypted at rest: read the record as the proxy does.
+    const stored = (await readStoredAccounts({ CREDPROXY_DATA_DIR: path.join(dir, 'data'), CREDPROXY_CONFIG: configFile })).find((r) => r.provider === 'demo-paste' && r.bucket === 'bye')!;
+    const refresh: string = stored.token.refresh_token!;
     expect(refresh).toBeTruthy();
     expect(await as.isActive(refresh)).toBe(true);
     expect(await as.isActive(token.access_token)).toBe(true);
