@@ -227,7 +227,7 @@ async function checkKeyring(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<
     return check(
       name,
       'warn',
-      `${linux ? 'no Secret Service' : 'the OS keyring'} ${why}${onlyKernel ? ' (only the kernel keyring does, which forgets its keys at reboot)' : ''}: without CREDPROXY_KEY_FILE or CREDPROXY_PASSPHRASE_FILE the proxy keeps its key in a key file it creates`,
+      `${linux ? 'the Secret Service' : 'the OS keyring'} ${why}${onlyKernel ? ' (only the kernel keyring does, which forgets its keys at reboot)' : ''}: without CREDPROXY_KEY_FILE or CREDPROXY_PASSPHRASE_FILE the proxy keeps its key in a key file it creates`,
       linux
         ? 'use a desktop session, or start one: `dbus-run-session` with `gnome-keyring-daemon --unlock`; or set CREDPROXY_KEY_FILE'
         : 'unlock the login keychain, or set CREDPROXY_KEY_FILE',
