@@ -6,9 +6,9 @@
 import type { Command } from 'commander';
 import { parseSeconds } from '../args.js';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
-import type { OAuthPollResult, OpPayload } from '../core-client.js';
+import type { OAuthPollResult, OpPayload, OpResult } from '../core-client.js';
 import { ExitCode, exitCodeForSession } from '../exit-codes.js';
-import { type CliIO, accountLabel, formatExpiry, printResult } from '../output.js';
+import { type CliIO, accountLabel, formatExpiry, formatTable, printResult } from '../output.js';
 import { connectOrStart, initiateOrUndo, withProxy } from '../proxy.js';
 import { assertFlow, describeEnded, sessionFailure, waitForSession } from './login.js';
 
@@ -92,8 +92,26 @@ export async function handleSessionCancel(options: CommonOptions & { id: string 
   return ExitCode.OK;
 }
 
+/** Pending logins as a table: what a CI script that lost its session id looks for. */
+export function formatSessionList(sessions: OpResult<'session_list'>['sessions']): string {
+  if (sessions.length === 0) return 'no pending logins\n';
+  return formatTable(
+    ['SESSION', 'ACCOUNT', 'FLOW', 'STARTED BY', 'EXPIRES', 'CODE'],
+    sessions.map((s) => [s.session_id, accountLabel(s.provider, s.bucket), s.flow_type, s.started_by, formatExpiry(s.expires_at), s.user_code ?? '']),
+  );
+}
+
+export async function handleSessionList(options: CommonOptions, io: CliIO): Promise<number> {
+  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('session_list', {}));
+  printResult(io, options.json, data, (d) => formatSessionList(d.sessions));
+  return 0;
+}
+
 export function register(program: Command, ctx: CommandContext): void {
-  const session = program.command('session').description('logins for CI: start, poll, cancel');
+  const session = program.command('session').description('logins for CI: start, list, status, cancel');
+  dataOptions(session.command('list').description('pending logins: their session ids, accounts and user codes')).action(async (opts: CommonOptions) => {
+    ctx.exitCode = await handleSessionList(opts, ctx.io);
+  });
   dataOptions(
     session
       .command('start')

@@ -5,6 +5,7 @@ import type { OpResult } from '../core-client.js';
 import { type CliIO, accountLabel, formatExpiry, formatTable, printResult } from '../output.js';
 import { withProxy } from '../proxy.js';
 import { formatAccessList } from './access.js';
+import { formatSessionList } from './session.js';
 
 export function formatStatus(data: OpResult<'status'>, nowMs = Date.now()): string {
   return formatAccounts(data, nowMs) + formatOwnerNotes(data);
@@ -14,6 +15,11 @@ export function formatStatus(data: OpResult<'status'>, nowMs = Date.now()): stri
 function formatOwnerNotes(data: OpResult<'status'>): string {
   let text = '';
   if (data.locked) text += 'LOCKED after `credproxy panic`: only ping and status answer — `credproxy unlock` serves again\n';
+  const logins = data.pending_logins ?? [];
+  if (logins.length > 0) {
+    text += `\n${logins.length} login(s) pending — \`credproxy session status ID --wait\` follows one, \`credproxy session cancel ID\` ends it:\n`;
+    text += formatSessionList(logins);
+  }
   const waiting = data.access_requests ?? [];
   if (waiting.length > 0) {
     text += `\n${waiting.length} access request(s) waiting — \`credproxy access approve ID\` or \`credproxy access deny ID\`:\n`;

@@ -63,7 +63,9 @@ export async function handleStop(options: CommonOptions, io: CliIO): Promise<num
       `credproxy did not stop within ${STOP_TIMEOUT_MS / 1000} s and ${socketPath} still answers. It reports pid ${pid}, which is not the process listening on that socket here (it runs in another pid namespace, e.g. a container) — do not kill pid ${pid}; stop it where it runs (\`credproxy stop\` inside the container, or stop the container), or find the process that listens with \`ss -xlp | grep ${socketPath}\``,
     );
   }
-  printResult(io, options.json, data, () => 'credproxy stopped\n');
+  printResult(io, options.json, data, (d) =>
+    d.pending_logins ? `credproxy stopped — ${d.pending_logins} pending login(s) were cancelled with it\n` : 'credproxy stopped\n',
+  );
   return 0;
 }
 

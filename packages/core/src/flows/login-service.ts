@@ -6,7 +6,7 @@ import * as oauth from 'oauth4webapi';
 import { identityName, type Identity } from '../clients/policy.js';
 import type { ClientRecord } from '../clients/registry.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
-import type { LogoutResult, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
+import type { LogoutResult, PendingLogin, OAuthCancelResult, OAuthExchangeResult, OAuthInitiatePayload, OAuthInitiateResult, OAuthPollResult } from '../protocol/ops.js';
 import { readOpenFilesLimit } from '../util/fd-limit.js';
 import { defaultLoginLimits, newSessionId, OWNER_SESSION_KEY, type LoginLimits, type Session, SessionStore, type StoredInitiate } from '../sessions/session-store.js';
 import { notLoggedIn, type AccountService } from '../store/accounts.js';
@@ -31,6 +31,8 @@ export interface LoginService {
   endSessionsOf(client: ClientRecord): number;
   /** End every pending login (`credproxy panic`); how many ended. */
   cancelAll(reason: string): number;
+  /** Pending logins: all of them for the owner, its own for a client (`session list`). */
+  pending(identity: Identity): PendingLogin[];
 }
 
 export interface OAuthLoginsOptions {
@@ -87,6 +89,26 @@ export class OAuthLogins implements LoginService {
 
   cancelAll(reason: string): number {
     return this.sessions.cancelAll(reason);
+  }
+
+  pending(identity: Identity): PendingLogin[] {
+    const key = sessionKeyOf(identity);
+    return this.sessions
+      .pending()
+      .filter((s) => identity.kind === 'owner' || s.owner === key)
+      .map((s) => {
+        const out: PendingLogin = {
+          session_id: s.id,
+          provider: s.provider,
+          bucket: s.bucket,
+          flow_type: s.flowType,
+          started_by: s.startedBy ?? 'owner',
+          expires_at: Math.floor(s.expiresAt / 1000),
+        };
+        if (s.initiated.user_code !== undefined) out.user_code = s.initiated.user_code;
+        if (s.initiated.verification_uri !== undefined) out.verification_uri = s.initiated.verification_uri;
+        return out;
+      });
   }
 
   async initiate(identity: Identity, key: AccountKey, payload: OAuthInitiatePayload): Promise<OAuthInitiateResult> {
@@ -150,6 +172,7 @@ export class OAuthLogins implements LoginService {
     const session: Session<LoginFlow> = {
       id: initiated.session_id,
       owner,
+      startedBy: identityName(identity),
       provider: key.provider,
       bucket: key.bucket,
       flowType: flow.flowType,

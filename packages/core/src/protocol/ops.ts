@@ -38,6 +38,8 @@ export interface CancelResult {
 
 export interface ShutdownResult {
   stopping: true;
+  /** Logins still pending, cancelled by the stop. */
+  pending_logins?: number;
 }
 
 // ---- tokens ----------------------------------------------------------------------------------
@@ -108,6 +110,8 @@ export interface StatusResult {
   access_requests?: AccessRequestInfo[];
   /** The owner's view only: true after `credproxy panic`, until `credproxy unlock`. */
   locked?: boolean;
+  /** The owner's view only: logins waiting for the user (`credproxy session list`). */
+  pending_logins?: PendingLogin[];
 }
 
 export interface ListProvidersResult {
@@ -195,6 +199,21 @@ export interface OAuthPollResult {
   bucket?: string;
   expiry?: number;
   account?: string;
+}
+/** A login waiting for the user (session list, and the owner's status). */
+export interface PendingLogin {
+  session_id: string;
+  provider: string;
+  bucket: string;
+  flow_type: FlowType;
+  /** `owner`, or the client that started it. */
+  started_by: string;
+  expires_at: number;
+  user_code?: string;
+  verification_uri?: string;
+}
+export interface SessionListResult {
+  sessions: PendingLogin[];
 }
 export interface OAuthCancelResult {
   status: 'cancelled';
@@ -371,6 +390,7 @@ export interface OpMap {
   access_approve: { payload: AccessApprovePayload; result: AccessRequestInfo };
   access_deny: { payload: AccessRequestIdPayload; result: AccessRequestInfo };
   access_revoke: { payload: AccessRequestIdPayload; result: AccessRequestInfo };
+  session_list: { payload: Empty; result: SessionListResult };
   panic: { payload: Empty; result: PanicResult };
   unlock: { payload: Empty; result: UnlockResult };
 }

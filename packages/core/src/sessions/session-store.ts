@@ -89,6 +89,8 @@ export interface Session<F extends SessionFlow = SessionFlow> {
   readonly id: string;
   /** OWNER_SESSION_KEY or `client:<registration id>`: only this identity may see or use the session. */
   readonly owner: string;
+  /** Who started it, as people read it: `owner` or the client's name (session list, status). */
+  readonly startedBy?: string;
   readonly provider: string;
   readonly bucket: string;
   readonly flowType: FlowType;
@@ -262,6 +264,12 @@ export class SessionStore<F extends SessionFlow = SessionFlow> {
       this.#sessions.delete(id);
     }
     return ended;
+  }
+
+  /** Every pending login that has not expired, oldest first. */
+  pending(): Session<F>[] {
+    const now = this.#clock.now();
+    return [...this.#sessions.values()].filter((s) => s.status === 'pending' && s.expiresAt > now);
   }
 
   /** End every pending login, whoever started it (`credproxy panic`). Returns how many ended. */

@@ -11,9 +11,11 @@ const ping: Handler<'ping'> = {
 const shutdown: Handler<'shutdown'> = {
   access: 'owner',
   validate: noPayload,
-  run: (_p, { services }) => {
+  run: (_p, { identity, services }) => {
+    // The stop cancels them: say how many, so `credproxy stop` can tell the user.
+    const pending = services.logins.pending(identity).length;
     services.requestShutdown();
-    return { stopping: true };
+    return pending > 0 ? { stopping: true, pending_logins: pending } : { stopping: true };
   },
 };
 

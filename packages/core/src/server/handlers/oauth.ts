@@ -3,7 +3,7 @@ import { FLOW_TYPES, type FlowType } from '../../protocol/ops.js';
 import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { assertOptionalString, assertString } from '../../protocol/validate.js';
 import type { Handler } from '../handler.js';
-import { accountKey } from './validators.js';
+import { accountKey, noPayload } from './validators.js';
 
 function sessionId(p: Record<string, unknown>): { session_id: string } {
   assertString(p.session_id, 'session_id', 128);
@@ -55,7 +55,14 @@ const cancel: Handler<'oauth_cancel'> = {
   run: (p, { identity, services }) => services.logins.cancel(identity, p.session_id),
 };
 
+const sessionList: Handler<'session_list'> = {
+  access: 'client',
+  validate: noPayload,
+  run: (_p, { identity, services }) => ({ sessions: services.logins.pending(identity) }),
+};
+
 export const oauthHandlers = {
+  session_list: sessionList,
   oauth_initiate: initiate,
   oauth_exchange: exchange,
   oauth_poll: poll,

@@ -102,7 +102,7 @@ const status: Handler<'status'> = {
     const accounts = await services.accounts.status((k) => mayUseAccount(identity, k.provider, k.bucket));
     if (identity.kind !== 'owner') return { accounts };
     // The owner also sees what waits for an answer, and whether panic locked the proxy.
-    const result: StatusResult = { accounts, access_requests: services.access.pending() };
+    const result: StatusResult = { accounts, access_requests: services.access.pending(), pending_logins: services.logins.pending(identity) };
     if (services.lockdown.locked) result.locked = true;
     return result;
   },
