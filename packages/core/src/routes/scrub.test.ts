@@ -129,6 +129,29 @@ describe('scrub stream', () => {
     );
   });
 
+  it('equals whole-buffer scrubbing with chunks longer than a pattern after a held tail (property)', async () => {
+    const forms = secretForms(SECRET, value);
+    const prefixes = forms.flatMap((f) => [f.slice(0, 1), f.slice(0, Math.floor(f.length / 2)), f.slice(0, f.length - 1)]);
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.oneof(fc.constantFrom(...forms), fc.constantFrom(...prefixes), fc.string({ maxLength: 200 })), { maxLength: 12 }),
+        fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 20 }),
+        async (parts, sizes) => {
+          const body = Buffer.from(parts.join(''));
+          const chunks: Buffer[] = [];
+          for (let at = 0, i = 0; at < body.length; i++) {
+            const n = sizes[i % sizes.length]!;
+            chunks.push(body.subarray(at, at + n));
+            at += n;
+          }
+          const out = await run(scrubber.createStream(), chunks);
+          expect(out.equals(scrubber.scrubBuffer(body))).toBe(true);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
   it('passes an SSE event on at once, holding back only a possible start of the secret', async () => {
     const stream = scrubber.createStream();
     const seen: string[] = [];

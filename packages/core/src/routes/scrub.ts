@@ -204,6 +204,11 @@ export class ScrubStream extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.#tail.length > 0 && chunk.length >= this.#scrubber.maxPatternLength) {
+      this.#transformLarge(chunk);
+      callback();
+      return;
+    }
     const raw = this.#tail.length === 0 ? chunk : Buffer.concat([this.#tail, chunk]);
     let mask: Uint8Array | undefined;
     if (this.#tailMask !== undefined) {
@@ -221,6 +226,40 @@ export class ScrubStream extends Transform {
       this.push(applyMask(raw, mask, cut));
     }
     callback();
+  }
+
+  /**
+   * A held tail and a chunk at least a pattern long, without copying the chunk behind the tail
+   * (a copy per chunk was most of the garbage made while streaming a large body): matches that
+   * span the two lie within the tail and the chunk's first maxPatternLength - 1 bytes, and the
+   * suffix to hold back lies within the chunk. Same output as the concatenating path.
+   */
+  #transformLarge(chunk: Buffer): void {
+    const tail = this.#tail;
+    const edge = this.#scrubber.maxPatternLength - 1;
+    const boundary = Buffer.concat([tail, chunk.subarray(0, edge)]);
+    let boundaryMask: Uint8Array | undefined;
+    if (this.#tailMask !== undefined) {
+      boundaryMask = new Uint8Array(boundary.length);
+      boundaryMask.set(this.#tailMask);
+    }
+    boundaryMask = this.#scrubber.markMatches(boundary, boundaryMask);
+    let chunkMask = this.#scrubber.markMatches(chunk);
+    if (boundaryMask !== undefined) {
+      for (let i = tail.length; i < boundary.length; i++) {
+        if (boundaryMask[i] === 1) {
+          chunkMask ??= new Uint8Array(chunk.length);
+          chunkMask[i - tail.length] = 1;
+        }
+      }
+    }
+    const held = this.#scrubber.heldTailLength(chunk);
+    const cut = chunk.length - held;
+    this.#tail = held === 0 ? Buffer.alloc(0) : Buffer.from(chunk.subarray(cut));
+    this.#tailMask = held === 0 || chunkMask === undefined ? undefined : chunkMask.slice(cut);
+    this.bytesOut += tail.length + cut;
+    this.push(applyMask(tail, boundaryMask));
+    if (cut > 0) this.push(applyMask(chunk, chunkMask, cut));
   }
 
   override _flush(callback: TransformCallback): void {
