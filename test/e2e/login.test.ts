@@ -127,7 +127,7 @@ describe('credproxy login', () => {
     expect(result.stderr).toMatch(/credproxy was not running — started it \(pid (\d+)\)/);
     trackPid(Number(result.stderr.match(/started it \(pid (\d+)\)/)![1]));
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^Logged in to dev — token valid until /);
+    expect(result.stdout).toMatch(/^Logged in to dev as test-user — token valid until /);
     const token = await cli(['token', 'dev']);
     expect(token.code).toBe(0);
     expect((await as.userinfo(token.stdout.trim())).status).toBe(200);
