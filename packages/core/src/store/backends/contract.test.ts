@@ -8,15 +8,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ClientRecord } from '../../clients/registry.js';
-import type { LockingRecordStore, RecordStore } from '../../util/record-store.js';
+import { type LockingRecordStore, type RecordStore, VersionConflictError } from '../../util/record-store.js';
 import type { ApiKeyRecord } from '../api-keys.js';
 import type { AccountKey, AccountRecord } from '../token-store.js';
 import { FileClientStore } from './file-clients.js';
 import { FileApiKeyStore } from './file-keys.js';
 import { FileTokenStore } from './file-tokens.js';
 import { MemoryRecordStore, MemoryTokenStore } from './memory.js';
+import { newDataKey, RecordCipher } from '../crypto.js';
 
 let dir: string;
+const cipher = RecordCipher.encrypting(newDataKey());
 beforeEach(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'cp-contract-'));
 });
@@ -61,6 +63,10 @@ const BACKENDS: Array<Backend<never, never>> = [
   keyBackend('MemoryRecordStore (API keys)', () => new MemoryRecordStore<string, ApiKeyRecord>((r) => r.name)),
   clientBackend('FileClientStore', () => new FileClientStore(path.join(dir, 'clients.json'))),
   clientBackend('MemoryRecordStore (clients)', () => new MemoryRecordStore<string, ClientRecord>((r) => r.name)),
+  // The same file stores sealing every record (encryption at rest, store/crypto.ts).
+  tokenBackend('FileTokenStore (encrypted)', () => new FileTokenStore(path.join(dir, 'tokens'), { cipher })),
+  keyBackend('FileApiKeyStore (encrypted)', () => new FileApiKeyStore(path.join(dir, 'keys'), { cipher })),
+  clientBackend('FileClientStore (encrypted)', () => new FileClientStore(path.join(dir, 'clients.json'), { cipher })),
 ] as unknown as Array<Backend<never, never>>;
 
 describe.each(BACKENDS.map((b) => [b.name, b] as const))('record-store contract: %s', (_name, b) => {
@@ -122,6 +128,20 @@ describe.each(BACKENDS.map((b) => [b.name, b] as const))('record-store contract:
     expect(await other.get(b.keys[0])).toEqual(b.record(b.keys[0], 7));
     expect(await other.delete(b.keys[0])).toBe(true);
     expect(await store.get(b.keys[0])).toBeUndefined();
+  });
+
+  it('compare-and-swap (where the backend keeps versions): a stale writer loses', async () => {
+    const store = b.make() as LockingRecordStore<never, never>;
+    if (!('read' in store) || store.read === undefined) return;
+    await store.put(b.record(b.keys[0], 1));
+    const seen = (await store.read(b.keys[0]))!;
+    expect(seen.record).toEqual(b.record(b.keys[0], 1));
+    await store.put(b.record(b.keys[0], 2), { ifVersion: seen.version });
+    await expect(store.put(b.record(b.keys[0], 3), { ifVersion: seen.version })).rejects.toBeInstanceOf(VersionConflictError);
+    expect(await store.get(b.keys[0])).toEqual(b.record(b.keys[0], 2));
+    await expect(store.put(b.record(b.keys[0], 4), { ifVersion: null })).rejects.toBeInstanceOf(VersionConflictError);
+    await store.put(b.record(b.keys[1], 1), { ifVersion: null });
+    expect(await store.get(b.keys[1])).toEqual(b.record(b.keys[1], 1));
   });
 
   it('lock (where the backend has one) is exclusive per key', async () => {
