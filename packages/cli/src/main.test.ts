@@ -30,6 +30,13 @@ describe('main', () => {
     for (const c of COMMANDS) expect(out).toContain(c.name);
   });
 
+  it('every command shows examples in its --help', async () => {
+    for (const c of COMMANDS) {
+      const { out } = await run([c.name, '--help']);
+      expect(out, c.name).toContain('Examples:');
+    }
+  });
+
   it('a bare `credproxy` prints the help on stdout and exits 0', async () => {
     const { code, out, err } = await run([]);
     expect(code).toBe(0);

@@ -47,6 +47,26 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'unlock', load: () => import('./commands/panic.js') },
 ];
 
+/** Examples at the end of each command's --help (commands that carry their own add to them). */
+export const COMMAND_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
+  login: ['credproxy login github', 'credproxy login github --bucket work --flow device_code', 'credproxy login google --no-browser', 'echo "$TOKEN" | credproxy login imported --with-token'],
+  logout: ['credproxy logout github', 'credproxy logout github --bucket work --no-revoke'],
+  status: ['credproxy status', 'credproxy status --json | jq .accounts'],
+  session: ['id=$(credproxy session start github --flow device_code --json | jq -r .session_id)', 'credproxy session status "$id" --wait --timeout 600', 'credproxy session list', 'credproxy session cancel "$id"'],
+  provider: ['credproxy provider presets', 'credproxy provider add github --preset github --client-id Iv1.0123', 'credproxy provider add corp --issuer https://login.example.com --client-id cli', 'credproxy provider list'],
+  key: ['credproxy key set openai < ~/.openai-key', 'credproxy key list', 'credproxy key get openai        # in a sandbox: with $CREDPROXY_CAPABILITY_TOKEN', 'credproxy key remove openai'],
+  client: ['credproxy client add agent --provider github --api-key openai --ttl 12h', 'credproxy client add ci --provider github:work --listen /run/user/$UID/ci.sock', 'credproxy client add sdk --route openai --http 127.0.0.1:0', 'credproxy client list', 'credproxy client remove agent'],
+  route: ['credproxy route presets', 'credproxy route add openai --preset openai --api-key openai', 'credproxy route add gh --preset github --account github', 'credproxy route list'],
+  access: ['credproxy access list', 'credproxy access approve ID --ttl 30m', 'credproxy access deny ID'],
+  serve: ['credproxy serve', 'credproxy serve --detach', 'CREDPROXY_SOCKET=/tmp/p.sock credproxy serve'],
+  stop: ['credproxy stop'],
+  ping: ['credproxy ping', 'credproxy ping --json'],
+  store: ['credproxy store status', 'credproxy store rekey'],
+  audit: ['credproxy audit verify', 'credproxy audit tail -n 50 --client agent', 'credproxy audit tail --follow --json'],
+  panic: ['credproxy panic', 'credproxy status      # LOCKED', 'credproxy unlock'],
+  unlock: ['credproxy unlock'],
+};
+
 /** The end of `credproxy --help`: examples, the environment, the exit codes (SPEC §5). */
 export const TOP_LEVEL_HELP = `
 Examples:
@@ -116,6 +136,10 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     // A module may serve two command words (panic and unlock): register it once.
     for (const mod of new Set(modules)) mod.register(program, ctx);
     describeSocketDefault(program, `owner socket (default: ${defaultSocketPath({ env: io.env })})`);
+    for (const command of program.commands) {
+      const examples = COMMAND_EXAMPLES[command.name()];
+      if (examples) command.addHelpText('after', `\nExamples:\n${examples.map((e) => `  ${e}`).join('\n')}\n`);
+    }
     if (argv.length === 0) {
       // A bare `credproxy` asks what it can do: the help, on stdout, and no error.
       program.outputHelp();
