@@ -65,6 +65,9 @@ export const COMMAND_EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   audit: ['credproxy audit verify', 'credproxy audit tail -n 50 --client agent', 'credproxy audit tail --follow --json'],
   panic: ['credproxy panic', 'credproxy status      # LOCKED', 'credproxy unlock'],
   unlock: ['credproxy unlock'],
+  doctor: ['credproxy doctor', 'credproxy doctor --json'],
+  service: ['credproxy service install', 'credproxy service status', 'credproxy service uninstall'],
+  completion: ['credproxy completion bash >> ~/.bashrc', 'credproxy completion zsh > "${fpath[1]}/_credproxy"', 'credproxy completion fish > ~/.config/fish/completions/credproxy.fish'],
 };
 
 /** The end of `credproxy --help`: examples, the environment, the exit codes (SPEC §5). */
