@@ -98,7 +98,7 @@ async function firstSseByte(url, auth) {
 try {
   const { port: upPort } = await startServer([path.join(here, 'bench', 'route-servers.mjs'), 'upstream']);
   const upstream = `http://127.0.0.1:${upPort}`;
-  const { port: floorPort } = await startServer([path.join(here, 'bench', 'route-servers.mjs'), 'floor', upstream]);
+  const { child: floorChild, port: floorPort } = await startServer([path.join(here, 'bench', 'route-servers.mjs'), 'floor', upstream]);
   spawnSync('sh', ['-c', `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > '${env.CREDPROXY_KEY_FILE}'; chmod 600 '${env.CREDPROXY_KEY_FILE}'`]);
   const serve = start([BIN, 'serve']);
   for (let i = 0; spawnSync(process.execPath, [BIN, 'ping'], { env }).status !== 0; i++) {
@@ -140,18 +140,22 @@ try {
   const sseDelay = median(sseProxy) - median(sseDirect);
   say(`  first SSE byte: direct ${median(sseDirect).toFixed(2)} ms, through credproxy ${median(sseProxy).toFixed(2)} ms → +${sseDelay.toFixed(2)} ms`);
 
-  // 1 GiB down through the route, read as fast as the client can; the proxy's RSS sampled.
-  const rssBefore = rssMb(serve.pid);
-  let rssMax = rssBefore;
-  const sampler = setInterval(() => (rssMax = Math.max(rssMax, rssMb(serve.pid))), 50);
-  const t0 = Date.now();
-  const big = await request(`${proxyBase}/large?mb=1024`, { headers: { authorization: auth } });
-  let bytes = 0;
-  for await (const chunk of big.body) bytes += chunk.length;
-  clearInterval(sampler);
-  const streamSeconds = (Date.now() - t0) / 1000;
+  // 1 GiB down, read as fast as the client can, with the RSS of the process in between sampled.
+  const stream1GiB = async (url, pid, headers) => {
+    const before = rssMb(pid);
+    let max = before;
+    const sampler = setInterval(() => (max = Math.max(max, rssMb(pid))), 50);
+    const t0 = Date.now();
+    const res = await request(url, { headers });
+    let bytes = 0;
+    for await (const chunk of res.body) bytes += chunk.length;
+    clearInterval(sampler);
+    return { bytes, seconds: (Date.now() - t0) / 1000, before, max };
+  };
+  const floorStream = await stream1GiB(`${floorBase}/large?mb=1024`, floorChild.pid, {});
+  const { bytes, seconds: streamSeconds, before: rssBefore, max: rssMax } = await stream1GiB(`${proxyBase}/large?mb=1024`, serve.pid, { authorization: auth });
   const rssGrowth = rssMax - rssBefore;
-  say(`  1 GiB through the route: ${(bytes / 2 ** 30).toFixed(2)} GiB in ${streamSeconds.toFixed(1)} s, proxy RSS ${rssBefore.toFixed(1)} → max ${rssMax.toFixed(1)} MB (+${rssGrowth.toFixed(1)})`);
+  say(`  1 GiB through the route: ${(bytes / 2 ** 30).toFixed(2)} GiB in ${streamSeconds.toFixed(1)} s, proxy RSS ${rssBefore.toFixed(1)} → max ${rssMax.toFixed(1)} MB (+${rssGrowth.toFixed(1)}); the floor: ${floorStream.seconds.toFixed(1)} s, +${(floorStream.max - floorStream.before).toFixed(1)} MB`);
 
   const targets = [
     { name: 'forwarded throughput @1 conn vs floor', value: throughput[1].ratio, unit: '× (≥ 0.8)', met: throughput[1].ratio >= 0.8 },
@@ -169,7 +173,10 @@ try {
     }])),
     latency: { direct_p50_ms: Number(direct.p50Ms.toFixed(3)), proxy_added_ms: Number(proxyAdded.toFixed(3)), floor_added_ms: Number(floorAdded.toFixed(3)) },
     sse: { direct_first_byte_ms: Number(median(sseDirect).toFixed(2)), proxy_first_byte_ms: Number(median(sseProxy).toFixed(2)) },
-    stream_1gib: { bytes, seconds: streamSeconds, rss_before_mb: Number(rssBefore.toFixed(1)), rss_max_mb: Number(rssMax.toFixed(1)) },
+    stream_1gib: {
+      bytes, seconds: streamSeconds, rss_before_mb: Number(rssBefore.toFixed(1)), rss_max_mb: Number(rssMax.toFixed(1)),
+      floor_seconds: floorStream.seconds, floor_rss_growth_mb: Number((floorStream.max - floorStream.before).toFixed(1)),
+    },
     targets: targets.map((t) => ({ name: t.name, value: Number(Number(t.value).toFixed(3)), unit: t.unit, met: t.met })),
   };
   if (json) process.stdout.write(JSON.stringify({ routes: report }, null, 2) + '\n');
