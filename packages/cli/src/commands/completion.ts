@@ -160,7 +160,7 @@ ${fn}_values() {
     none|value) ;;
     file) COMPREPLY+=($(compgen -f -- "$2")) ;;
     command) COMPREPLY+=($(compgen -c -- "$2")) ;;
-    words:*) IFS=' '; COMPREPLY+=($(compgen -W "\${1#words:}" -- "$2")) ;;
+    words:*) IFS=$' \\n'; COMPREPLY+=($(compgen -W "\${1#words:}" -- "$2")) ;;
     *) COMPREPLY+=($(compgen -W "$("\${COMP_WORDS[0]}" __complete "$1" 2>/dev/null)" -- "$2")) ;;
   esac
 }
