@@ -122,6 +122,9 @@ describe('an API-key route through the built CLI', () => {
     const list = JSON.parse((await cli(['client', 'list', '--json'])).stdout);
     expect(list.clients).toEqual([expect.objectContaining({ name: 'agent', routes: ['openai'], http: address })]);
     expect(JSON.stringify(list)).not.toContain(token);
+    const table = (await cli(['client', 'list'])).stdout;
+    expect(table).toMatch(/^NAME +ACCOUNTS +API KEYS +RIGHTS +SOCKET +ROUTES +HTTP +EXPIRES\n/);
+    expect(table).toMatch(new RegExp(`\\nagent +- +- +- +- +openai +${address.replace(/\./g, '\\.')} +never\\n`));
   });
 
   it('the official openai SDK gets its answer, plain and streaming; upstream saw the real key', async () => {

@@ -73,17 +73,18 @@ export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Pro
 
 export function formatClientList(data: OpResult<'client_list'>, nowMs = Date.now()): string {
   if (data.clients.length === 0) return 'no clients — add one with `credproxy client add NAME --provider PROVIDER`\n';
+  // Route columns only once some client has routes or an HTTP listener.
+  const routed = data.clients.some((c) => (c.routes ?? []).length > 0 || c.http !== undefined);
   const rows = data.clients.map((c) => [
     c.name,
     c.scopes.map((s) => accountLabel(s.provider, s.bucket)).join(',') || '-',
     c.api_keys.join(',') || '-',
     [c.allow_login ? 'login' : '', c.allow_refresh ? 'refresh' : ''].filter(Boolean).join(',') || '-',
     c.socket ?? '-',
-    (c.routes ?? []).join(',') || '-',
-    c.http ?? '-',
+    ...(routed ? [(c.routes ?? []).join(',') || '-', c.http ?? '-'] : []),
     c.expires_at === undefined ? 'never' : formatExpiry(c.expires_at, nowMs),
   ]);
-  return formatTable(['NAME', 'ACCOUNTS', 'API KEYS', 'RIGHTS', 'SOCKET', 'ROUTES', 'HTTP', 'EXPIRES'], rows);
+  return formatTable(['NAME', 'ACCOUNTS', 'API KEYS', 'RIGHTS', 'SOCKET', ...(routed ? ['ROUTES', 'HTTP'] : []), 'EXPIRES'], rows);
 }
 
 export async function handleClientList(options: CommonOptions, io: CliIO): Promise<number> {
