@@ -149,9 +149,22 @@ describe('credproxy login through presets', () => {
     expect(gitlab.violations).toEqual([]);
   }, 30_000);
 
+  it('session start / session status (CI) through a preset carry the account', async () => {
+    const start = await cli(['session', 'start', 'gh', '--bucket', 'ci', '--json']);
+    expect(start.code, start.stderr).toBe(0);
+    const init = JSON.parse(start.stdout) as { session_id: string; user_code: string; flow_type: string };
+    expect(init.flow_type).toBe('device_code');
+    github.approveDevice(init.user_code);
+    const wait = await cli(['session', 'status', init.session_id, '--wait', '--timeout', '10', '--json']);
+    expect(wait.code, wait.stderr).toBe(0);
+    expect(JSON.parse(wait.stdout)).toMatchObject({ status: 'complete', provider: 'gh', bucket: 'ci', account: github.user.login });
+    expect(github.violations).toEqual([]);
+  });
+
   it('printed no secret: no refresh token, client secret or device code in any output', () => {
     const all = printed.join('\n');
-    expect(all).not.toContain(github.clientSecret);
-    expect(all).not.toMatch(/ghr_|dc_/);
+    const secrets = [...github.secrets(), ...gitlab.secrets()];
+    expect(secrets.length).toBeGreaterThan(3);
+    for (const secret of secrets) expect(all.includes(secret), 'a secret was printed').toBe(false);
   });
 });

@@ -16,6 +16,8 @@ import { followToCallback, pollUntilDone, startPresetProxy, type PresetProxy } f
 import { removeTempDirs } from '../support/temp.js';
 
 const opened: Array<{ close(): Promise<void> }> = [];
+const proxies: PresetProxy[] = [];
+const allEmulations: ProviderEmulation[] = [];
 afterAll(async () => {
   for (const o of opened.reverse()) await o.close().catch(() => undefined);
   await removeTempDirs();
@@ -36,7 +38,14 @@ async function track<T extends { close(): Promise<void> }>(x: T): Promise<T> {
 async function emulation<T extends ProviderEmulation>(p: Promise<T>): Promise<T> {
   const e = await track(await p);
   emulations.push(e);
+  allEmulations.push(e);
   return e;
+}
+
+async function presetProxy(secrets: Record<string, string> = {}): Promise<PresetProxy> {
+  const p = await track(await startPresetProxy(secrets));
+  proxies.push(p);
+  return p;
 }
 
 async function freePort(): Promise<number> {
@@ -61,7 +70,7 @@ async function loopbackLogin(p: PresetProxy, emu: ProviderEmulation, provider: s
 describe('github preset', () => {
   it('logs in with the device flow (form/JSON answers, errors as HTTP 200, slow_down), names the account, revokes with DELETE and Basic', async () => {
     const emu = await emulation(startGitHubEmulation({ deviceInterval: 0.05, slowDownOnce: true }));
-    const p = await track(await startPresetProxy({ GH_SECRET: emu.clientSecret }));
+    const p = await presetProxy({ GH_SECRET: emu.clientSecret });
     const added = await p.addProvider({ name: 'gh', preset: 'github', issuer: emu.base, clientId: emu.clientId, clientSecretEnv: 'GH_SECRET' });
     expect(added.out).toMatch(/preset github, flow device_code/);
 
@@ -92,7 +101,7 @@ describe('github preset', () => {
 
   it('without the client secret, logout forgets locally and says the token still works at GitHub', async () => {
     const emu = await emulation(startGitHubEmulation({ deviceInterval: 0.05 }));
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await p.addProvider({ name: 'gh', preset: 'github', issuer: emu.base, clientId: emu.clientId });
     const init = await p.owner.call('oauth_initiate', { provider: 'gh' });
     emu.approveDevice(init.user_code!);
@@ -108,7 +117,7 @@ describe('github preset', () => {
 
   it('logs in with the loopback web flow (client secret in the body), and GitHub-App tokens refresh with rotation', async () => {
     const emu = await emulation(startGitHubEmulation({ expiringTokens: true, accessTokenTtl: 600 }));
-    const p = await track(await startPresetProxy({ GH_SECRET: emu.clientSecret }));
+    const p = await presetProxy({ GH_SECRET: emu.clientSecret });
     await p.addProvider({ name: 'ghapp', preset: 'github', issuer: emu.base, clientId: emu.clientId, clientSecretEnv: 'GH_SECRET', flow: 'pkce_redirect' });
     const done = await loopbackLogin(p, emu, 'ghapp');
     expect(done.account).toBe(emu.user.login);
@@ -127,7 +136,7 @@ describe('github preset', () => {
 describe('google preset', () => {
   it('sends access_type=offline and prompt=consent, uses the secret, accepts the scheme-less iss, refreshes without rotation and revokes (RFC 7009)', async () => {
     const emu = await emulation(startGoogleEmulation());
-    const p = await track(await startPresetProxy({ GOOGLE_SECRET: emu.clientSecret }));
+    const p = await presetProxy({ GOOGLE_SECRET: emu.clientSecret });
     await p.addProvider({ name: 'google', preset: 'google', issuer: emu.base, clientId: emu.clientId, clientSecretEnv: 'GOOGLE_SECRET' });
     const done = await loopbackLogin(p, emu, 'google');
     expect(done.account).toBe(emu.user.email);
@@ -147,7 +156,7 @@ describe('google preset', () => {
 
   it('a hand-configured Google provider without access_type/prompt is refused by the emulation (the dialect is enforced)', async () => {
     const emu = await track(await startGoogleEmulation());
-    const p = await track(await startPresetProxy({ GOOGLE_SECRET: emu.clientSecret }));
+    const p = await presetProxy({ GOOGLE_SECRET: emu.clientSecret });
     await p.addProvider({ name: 'plain', issuer: emu.base, clientId: emu.clientId, clientSecretEnv: 'GOOGLE_SECRET', scope: ['openid', 'email'] });
     const init = await p.owner.call('oauth_initiate', { provider: 'plain' });
     await expect(emu.authorize(init.auth_url)).rejects.toThrow(/access_type=offline/);
@@ -158,7 +167,7 @@ describe('google preset', () => {
 describe('microsoft preset', () => {
   it('takes the tenant into the issuer, accepts the {tenantid} template and the real tenant in the id token, rotates refresh tokens, and says there is no revocation', async () => {
     const emu = await emulation(startMicrosoftEmulation());
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await p.addProvider({ name: 'ms', preset: 'microsoft', issuer: emu.base, clientId: emu.clientId });
     const done = await loopbackLogin(p, emu, 'ms');
     expect(done.account).toBe(emu.user.email);
@@ -177,7 +186,7 @@ describe('microsoft preset', () => {
 
   it('logs in with the device flow and a GUID tenant', async () => {
     const emu = await emulation(startMicrosoftEmulation());
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await p.addProvider({ name: 'ms-dev', preset: 'microsoft', issuer: emu.base, clientId: emu.clientId, tenant: emu.tenantId, flow: 'device_code' });
     const init = await p.owner.call('oauth_initiate', { provider: 'ms-dev' });
     expect(init.flow_type).toBe('device_code');
@@ -189,7 +198,7 @@ describe('microsoft preset', () => {
 
   it('a provider configured by hand at the multi-tenant issuer fails discovery (the quirk is what makes it work)', async () => {
     const emu = await track(await startMicrosoftEmulation());
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await p.addProvider({ name: 'raw', issuer: `${emu.base}/organizations/v2.0`, clientId: emu.clientId, scope: ['openid', 'offline_access'] });
     await expect(p.owner.call('oauth_initiate', { provider: 'raw' })).rejects.toMatchObject({ code: 'FLOW_INITIATION_FAILED' });
   });
@@ -199,7 +208,7 @@ describe('gitlab preset', () => {
   it('uses the fixed callback port GitLab matches exactly, rotates refresh tokens without reusing one, revokes (RFC 7009), and logs in with the device flow', async () => {
     const port = await freePort();
     const emu = await emulation(startGitLabEmulation({ redirectUri: `http://127.0.0.1:${port}/callback` }));
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await p.addProvider({ name: 'gl', preset: 'gitlab', issuer: emu.base, clientId: emu.clientId, callbackPort: String(port) });
     const done = await loopbackLogin(p, emu, 'gl');
     expect(done.account).toBe(emu.user.email);
@@ -221,7 +230,7 @@ describe('gitlab preset', () => {
 
 describe('provider add --preset: what a user is told', () => {
   it('without --client-id says where to register, what to tick, the redirect URI, and the next command; google also needs the secret', async () => {
-    const p = await track(await startPresetProxy());
+    const p = await presetProxy();
     await expect(p.addProvider({ name: 'gh', preset: 'github' })).rejects.toThrow(/github\.com\/settings\/applications\/new[\s\S]*http:\/\/127\.0\.0\.1\/callback[\s\S]*Enable Device Flow[\s\S]*credproxy provider add gh --preset github --client-id/);
     await expect(p.addProvider({ name: 'gl', preset: 'gitlab' })).rejects.toThrow(/user_settings\/applications[\s\S]*http:\/\/127\.0\.0\.1:48361\/callback[\s\S]*Confidential/);
     await expect(p.addProvider({ name: 'ms', preset: 'microsoft' })).rejects.toThrow(/App registrations[\s\S]*Allow public client flows/);
@@ -229,5 +238,20 @@ describe('provider add --preset: what a user is told', () => {
     await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x' })).rejects.toThrow(/--client-secret-env/);
     await expect(p.addProvider({ name: 'x', preset: 'nope', clientId: 'x' })).rejects.toThrow(/github, google, microsoft, gitlab/);
     await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x', clientSecretEnv: 'S', flow: 'device_code' })).rejects.toThrow(/not offered by google/);
+  });
+});
+
+describe('byte scan', () => {
+  it('no refresh token, device code or client secret in any answer the owner got or any log line', async () => {
+    const { readFile } = await import('node:fs/promises');
+    const path = await import('node:path');
+    const secrets = allEmulations.flatMap((e) => e.secrets());
+    expect(secrets.length).toBeGreaterThan(10);
+    expect(proxies.reduce((n, p) => n + p.responses.length, 0)).toBeGreaterThan(30);
+    for (const p of proxies) {
+      const audit = await readFile(path.join(p.dir, 'data', 'audit.log'), 'utf8').catch(() => '');
+      const seen = [...p.responses, ...p.log, audit].join('\n');
+      for (const secret of secrets) expect(seen.includes(secret), 'a secret left the proxy').toBe(false);
+    }
   });
 });

@@ -14,6 +14,8 @@ export interface PresetProxy {
   proxy: RunningProxy;
   owner: ProxyClient;
   log: string[];
+  /** Every op answer (and error message) the owner client received, as JSON. */
+  responses: string[];
   /** `credproxy provider add NAME …` through the CLI handler; returns stdout and stderr. */
   addProvider(o: Omit<ProviderAddOptions, 'json' | 'socket'>): Promise<{ out: string; err: string }>;
   close(): Promise<void>;
@@ -48,7 +50,20 @@ export async function startPresetProxy(secrets: Record<string, string> = {}, opt
     logger: streamLogger({ write: (line: string) => log.push(line) }, 'debug'),
   });
   const owner = await ProxyClient.connect({ socketPath: proxy.socketPath });
+  const responses: string[] = [];
+  const call = owner.call.bind(owner);
+  owner.call = (async (...args: Parameters<typeof call>) => {
+    try {
+      const r = await call(...args);
+      responses.push(JSON.stringify(r));
+      return r;
+    } catch (err) {
+      responses.push(String((err as Error).message));
+      throw err;
+    }
+  }) as typeof owner.call;
   return {
+    responses,
     dir,
     env,
     proxy,

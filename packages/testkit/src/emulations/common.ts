@@ -146,6 +146,8 @@ export interface ProviderEmulation {
   approveDevice(userCode: string, options?: { deny?: boolean }): void;
   /** Whether the provider still honours this token. */
   isActive(token: string): boolean;
+  /** Everything secret it issued or holds (refresh tokens, device codes, the client secret), for byte scans. */
+  secrets(): string[];
   close(): Promise<void>;
 }
 
@@ -214,6 +216,13 @@ export class EmulationCore {
     for (const t of this.tokens.values()) if (t.grant === grant) t.active = false;
   }
 
+  /** Refresh tokens and device codes issued so far. */
+  secrets(): string[] {
+    const out = [...this.issuedDeviceCodes];
+    for (const [value, t] of this.tokens) if (t.kind === 'refresh') out.push(value);
+    return out;
+  }
+
   isActive(token: string): boolean {
     const t = this.tokens.get(token);
     return t !== undefined && t.active && (t.expiresAt === undefined || Date.now() < t.expiresAt);
@@ -232,8 +241,12 @@ export class EmulationCore {
     return code;
   }
 
+  /** Device codes ever issued (they leave `devices` once redeemed). */
+  readonly issuedDeviceCodes: string[] = [];
+
   newDevice(clientId: string, scope: string, user: EmulatedUser, interval: number, ttlSeconds: number): { deviceCode: string; device: PendingDevice } {
     const deviceCode = randomToken('dc_');
+    this.issuedDeviceCodes.push(deviceCode);
     const userCode = `${randomBytes(2).toString('hex').toUpperCase()}-${randomBytes(2).toString('hex').toUpperCase()}`;
     const device: PendingDevice = { clientId, userCode, scope, state: 'pending', expiresAt: Date.now() + ttlSeconds * 1000, interval, user };
     this.devices.set(deviceCode, device);

@@ -179,6 +179,7 @@ export async function startGitHubEmulation(options: GitHubEmulationOptions = {})
     authorize: (url, o) => core.authorize(url, o?.deny),
     approveDevice: (code, o) => core.approveDevice(code, o?.deny),
     isActive: (t) => core.isActive(t),
+      secrets: () => [...core.secrets(), clientSecret],
     close: () => core.close(),
   };
 }

@@ -183,6 +183,7 @@ export class OidcEmulation {
       authorize: (url, o) => core.authorize(url, o?.deny),
       approveDevice: (code, o) => core.approveDevice(code, o?.deny),
       isActive: (t) => core.isActive(t),
+      secrets: () => [...core.secrets(), d.clientSecret],
       close: () => core.close(),
     };
   }
