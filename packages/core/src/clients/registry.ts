@@ -33,7 +33,7 @@ export function toClientInfo(record: ClientRecord): ClientInfo {
     allow_refresh: record.allow_refresh,
   };
   if (record.socket !== undefined) info.socket = record.socket;
-  info.routes = [...(record.routes ?? [])];
+  if (record.routes !== undefined && record.routes.length > 0) info.routes = [...record.routes];
   if (record.http !== undefined) info.http = record.http;
   if (record.expires_at !== undefined) info.expires_at = record.expires_at;
   return info;

@@ -253,7 +253,7 @@ export interface ClientInfo {
   allow_login: boolean;
   allow_refresh: boolean;
   socket?: string;
-  /** Granted routes (client_list always lists them; records from before routes have none). */
+  /** Granted routes (SPEC §6), when the client has any. */
   routes?: string[];
   /** The HTTP listener's address. */
   http?: string;
