@@ -69,6 +69,8 @@ function fakeSystemd(mode: 'ok' | 'fail' = 'ok'): Fake {
 echo "$*" >> "${calls}"
 case "$*" in
   "--user enable --now credproxy.service") exec "${process.execPath}" "${path.join(layout.dir, 'start.mjs')}" "${unit}" "${pidFile}" ;;
+  "--user restart credproxy.service") [ -f "${pidFile}" ] && kill "$(cat "${pidFile}")" && while kill -0 "$(cat "${pidFile}")" 2>/dev/null; do sleep 0.05; done
+    exec "${process.execPath}" "${path.join(layout.dir, 'start.mjs')}" "${unit}" "${pidFile}" ;;
   "--user disable --now credproxy.service") [ -f "${pidFile}" ] && kill "$(cat "${pidFile}")"; rm -f "${pidFile}" ;;
   "--user is-enabled credproxy.service") if [ -f "${unit}" ]; then echo enabled; else echo "not-found"; exit 1; fi ;;
   "--user is-active credproxy.service") if [ -f "${pidFile}" ] && kill -0 "$(cat "${pidFile}")" 2>/dev/null; then echo active; else echo inactive; exit 3; fi ;;
@@ -144,13 +146,27 @@ describe('credproxy service (systemd user unit)', () => {
     expect(human.stdout).toMatch(/^enabled +enabled$/m);
     expect(human.stdout).toMatch(new RegExp(`^proxy +answers on ${layout.socket} \\(pid ${pid}, `, 'm'));
 
+    // Installing over it (a variable changed): the new unit is picked up and the service restarted.
+    fs.writeFileSync(fake.calls, '');
+    layout.env.CREDPROXY_DEBUG = '1';
+    const again1 = await run(layout, ['service', 'install']);
+    const pid2 = Number(fs.readFileSync(fake.pidFile, 'utf8'));
+    trackPid(pid2);
+    expect(again1.code, again1.stderr).toBe(0);
+    expect(calls(fake)).toEqual(['--user daemon-reload', '--user enable credproxy.service', '--user restart credproxy.service']);
+    expect(fs.readFileSync(fake.unit, 'utf8')).toContain('Environment="CREDPROXY_DEBUG=1"');
+    expect(pid2).not.toBe(pid);
+    expect(again1.stdout).toContain(`enabled and restarted: credproxy`);
+    expect(await pingPid(layout.socket)).toBe(pid2);
+
     fs.writeFileSync(fake.calls, '');
     const uninstall = await run(layout, ['service', 'uninstall']);
     expect(uninstall.code).toBe(0);
     expect(calls(fake)).toEqual(['--user disable --now credproxy.service', '--user daemon-reload']);
     expect(fs.existsSync(fake.unit)).toBe(false);
     expect(uninstall.stdout).toContain(`removed ${fake.unit}`);
-    await waitFor(() => !isAlive(pid), 10_000, 'the service proxy to stop');
+    await waitFor(() => !isAlive(pid2), 10_000, 'the service proxy to stop');
+    expect(isAlive(pid)).toBe(false);
 
     const after = await run(layout, ['service', 'status', '--json']);
     expect(JSON.parse(after.stdout)).toMatchObject({ installed: false, active: 'inactive', proxy: { running: false } });

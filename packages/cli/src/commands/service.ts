@@ -153,6 +153,10 @@ interface Manager {
   tool: string;
   render(cmd: ServiceCommand): string;
   install: string[][];
+  /** Over an installed service: pick the new file up and restart what runs. */
+  reinstall: string[][];
+  /** Steps whose failure is expected at times (unloading an agent that is not loaded). */
+  mayFail?: (args: readonly string[]) => boolean;
   uninstall: string[][];
 }
 
@@ -172,6 +176,11 @@ export function serviceManager(env: NodeJS.ProcessEnv, platform: NodeJS.Platform
       tool: 'launchctl',
       render: (cmd) => renderLaunchdPlist(cmd, path.join(home, 'Library', 'Logs', 'credproxy.log')),
       install: [['load', '-w', file]],
+      reinstall: [
+        ['unload', file],
+        ['load', '-w', file],
+      ],
+      mayFail: (args) => args[0] === 'unload',
       uninstall: [['unload', '-w', file]],
     };
   }
@@ -185,6 +194,11 @@ export function serviceManager(env: NodeJS.ProcessEnv, platform: NodeJS.Platform
       install: [
         ['--user', 'daemon-reload'],
         ['--user', 'enable', '--now', UNIT_NAME],
+      ],
+      reinstall: [
+        ['--user', 'daemon-reload'],
+        ['--user', 'enable', UNIT_NAME],
+        ['--user', 'restart', UNIT_NAME],
       ],
       uninstall: [
         ['--user', 'disable', '--now', UNIT_NAME],
@@ -257,7 +271,9 @@ export async function handleServiceInstall(options: ServiceOptions, c: ServiceCo
     io.stderr.write(`credproxy: dry run — would write ${manager.file}\n${skippedNote}`);
     return ExitCode.OK;
   }
-  const already = await pingSocket(socketPath);
+  const existed = await fs.stat(manager.file).then(() => true, () => false);
+  // Over an installed service, what answers is (most likely) the service itself: it is restarted.
+  const already = existed ? undefined : await pingSocket(socketPath);
   await fs.mkdir(path.dirname(manager.file), { recursive: true });
   // No secrets in it, but there is no reason for others to read which files hold the keys.
   await fs.writeFile(manager.file, text, { mode: 0o600 });
@@ -265,14 +281,15 @@ export async function handleServiceInstall(options: ServiceOptions, c: ServiceCo
   io.stdout.write(`wrote ${manager.file}\n${skippedNote}`);
 
   const tool = findOnPath(manager.tool, io.env);
-  const manual = shellLine(manager.tool, manager.install);
+  const steps = existed ? manager.reinstall : manager.install;
+  const manual = shellLine(manager.tool, steps);
   if (!tool) {
     io.stdout.write(`${manager.tool} was not found (a container, or no ${manager.kind} here): nothing was started — where ${manager.kind} runs, start it with: ${manual}\n`);
     return ExitCode.OK;
   }
-  for (const args of manager.install) {
+  for (const args of steps) {
     const r = runTool(tool, args, io.env);
-    if (!r.ok) {
+    if (!r.ok && !manager.mayFail?.(args)) {
       const hint = manager.kind === 'systemd' ? ' (no systemd user manager here? In a container there is none; over ssh, `loginctl enable-linger $USER` keeps one running)' : '';
       throw new CliError(`wrote ${manager.file}, but \`${manager.tool} ${args.join(' ')}\` failed: ${r.reason}${hint} — once it can run: ${manual}`);
     }
@@ -288,7 +305,7 @@ export async function handleServiceInstall(options: ServiceOptions, c: ServiceCo
     const logs = manager.kind === 'systemd' ? `\`systemctl --user status ${UNIT_NAME}\` and \`journalctl --user -u ${UNIT_NAME}\`` : '~/Library/Logs/credproxy.log';
     throw new CliError(`the service is enabled but does not answer on ${socketPath} after ${ANSWER_TIMEOUT_MS / 1000} s — see ${logs}`);
   }
-  io.stdout.write(`enabled and started: credproxy ${pong.version} (pid ${pong.pid}) answers on ${socketPath}\n`);
+  io.stdout.write(`${existed ? 'enabled and restarted' : 'enabled and started'}: credproxy ${pong.version} (pid ${pong.pid}) answers on ${socketPath}\n`);
   return ExitCode.OK;
 }
 
