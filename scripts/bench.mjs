@@ -9,6 +9,8 @@
 //  - proxy RSS idle and with 10k pending login sessions;
 //  - `credproxy token` wall time against a bare `node -e 0`;
 //  - token endpoint calls for 100 concurrent get_token on an expired token (real oidc-provider).
+//  - the Redis store (scripts/bench/redis-bench.mjs): cached get_token from a Redis-backed proxy
+//    against the file-backed one, and a fleet of three refreshing 300 concurrent requests.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -16,6 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProxyClient } from '@credproxy/core';
 import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
+import { benchRedis } from './bench/redis-bench.mjs';
 
 // `npm run bench -- --json`, or `npm run bench --json` (npm keeps that flag and sets npm_config_json).
 const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
@@ -157,6 +160,7 @@ try {
   for (const c of rtConns) c.close();
   await new Promise((r) => setTimeout(r, 500));
   const refreshedRss = rssMb(proxyProc.pid);
+  const redisStore = await benchRedis({ BIN, dir, baseEnv: env, fileSocket: env.CREDPROXY_SOCKET, as, start: (args, options) => start(args, options), load, best, waitForSocket, say, ProxyClient, createScriptedUser, rounds: ROUNDS });
   say('starting 10k pending login sessions…');
   const conns = await Promise.all(Array.from({ length: 8 }, () => ProxyClient.connect({ socketPath: env.CREDPROXY_SOCKET })));
   let next = 0;
@@ -195,6 +199,13 @@ try {
     { name: 'RSS with 10k pending sessions < 120 MB', value: sessionsRss, met: sessionsRss < 120, unit: 'MB' },
     { name: '`credproxy token` ≤ 1.3× `node -e 0`', value: tokenMs / nodeMs, met: tokenMs / nodeMs <= 1.3, unit: '×' },
     { name: '100 concurrent get_token on an expired token → 1 refresh grant', value: refreshGrants, met: refreshGrants === 1 && served === 100, unit: 'grants' },
+    ...(redisStore
+      ? [
+          { name: 'cached get_token @1 conn: Redis store ≥ 0.9× file store', value: redisStore.cached[1].ratio, met: redisStore.cached[1].ratio >= 0.9, unit: '×' },
+          { name: 'cached get_token @16 conns: Redis store ≥ 0.9× file store', value: redisStore.cached[16].ratio, met: redisStore.cached[16].ratio >= 0.9, unit: '×' },
+          { name: 'fleet of 3 on Redis: 300 concurrent refresh < 2× one proxy', value: redisStore.refresh.ratio, met: redisStore.refresh.ratio < 2 && redisStore.refresh.fleet.grants === 1 && redisStore.refresh.fleet.served === 300, unit: '×' },
+        ]
+      : []),
   ];
   const report = {
     machine: { cpus: os.cpus().length, node: process.version, seconds_per_round: SECONDS, rounds: ROUNDS },
@@ -203,6 +214,7 @@ try {
     rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
     cli_token: { node_e0_ms: Number(nodeMs.toFixed(1)), credproxy_token_ms: Number(tokenMs.toFixed(1)), ratio: Number((tokenMs / nodeMs).toFixed(3)) },
     refresh: { concurrent_requests: 100, served, refresh_grants_at_server: refreshGrants },
+    ...(redisStore ? { redis_store: redisStore } : {}),
     targets: targets.map((t) => ({ name: t.name, value: Number(Number(t.value).toFixed(3)), unit: t.unit, met: t.met })),
   };
   if (json) {

@@ -170,8 +170,17 @@ describe('proxies sharing one Redis', () => {
     await ok(a.c, 'client_remove', { name: 'box' });
     await waitUntil(async () => ((await ok(b.c, 'client_list')).clients as unknown[]).length === 0, 2_000);
 
+    // A token B holds in memory: a new one saved on A replaces it, a removal on A ends it.
+    const access2 = `at-${randomBytes(16).toString('hex')}`;
+    await ok(a.c, 'save_token', { provider: 'gh', bucket: 'two', token: { access_token: access, expiry: Math.floor(Date.now() / 1000) + 3600 } });
+    expect(await ok(b.c, 'get_token', { provider: 'gh', bucket: 'two' })).toMatchObject({ access_token: access });
+    await ok(a.c, 'save_token', { provider: 'gh', bucket: 'two', token: { access_token: access2, expiry: Math.floor(Date.now() / 1000) + 3600 } });
+    await waitUntil(async () => (await ok(b.c, 'get_token', { provider: 'gh', bucket: 'two' })).access_token === access2, 2_000);
+    await ok(a.c, 'remove_token', { provider: 'gh', bucket: 'two' });
+    await waitUntil(async () => (await b.c.request('get_token', { provider: 'gh', bucket: 'two' })).value.ok === false, 2_000);
+
     const keyBytes = (await fs.readFile(keyFile, 'utf8')).trim();
-    const secrets = [apiKey, access, refresh, added.capability_token as string, keyBytes];
+    const secrets = [apiKey, access, access2, refresh, added.capability_token as string, keyBytes];
     const dump = await redis.dump();
     expect(dump.length).toBeGreaterThanOrEqual(3);
     for (const { key, bytes } of dump) {
@@ -200,10 +209,14 @@ describe('proxies sharing one Redis', () => {
     await ok(a.c, 'save_token', { provider: 'gh', token: { access_token: access, refresh_token: 'rt-x', expiry: Math.floor(Date.now() / 1000) + 3600 } });
     await ok(a.c, 'set_api_key', { name: 'openai', key: 'sk-down' });
     expect(await ok(a.c, 'get_token', { provider: 'gh' })).toMatchObject({ access_token: access });
+    expect(await ok(a.c, 'get_api_key', { name: 'openai' })).toEqual({ key: 'sk-down' });
 
     await redis.kill();
     try {
       expect(await ok(a.c, 'get_token', { provider: 'gh' })).toMatchObject({ access_token: access });
+      // Past the 250 ms recheck of a key whose feed is down: the last answer stands.
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await ok(a.c, 'get_api_key', { name: 'openai' })).toEqual({ key: 'sk-down' });
       const refreshed = await a.c.request('refresh_token', { provider: 'gh' });
       // No provider is configured for gh here: the store is what must answer first (its lock).
       expect(refreshed.value.ok).toBe(false);

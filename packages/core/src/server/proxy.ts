@@ -167,6 +167,9 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     await routes.all();
     const refresher = new RefreshCoordinator({ providers, clock, logger });
     const accounts = new AccountService({ store, clock, refresher, logger });
+    // A fleet member's refresh, import or logout reaches this one: its copy in memory is dropped.
+    const tokenFeed = storage.kind === 'redis' && store === storage.tokens ? storage.tokens.watch?.((key) => (key ? accounts.forget(key) : accounts.forgetAll())) : undefined;
+    closeOnFailure.push(() => tokenFeed?.close());
     const logins = new OAuthLogins({ accounts, providers, clock, logger });
     const renewal = new RenewalScheduler({ accounts, clock, logger });
     const audit = new AuditLog({ file: paths.auditLog, clock });
@@ -243,6 +246,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         // A refreshed token the disk refused so far gets one last write.
         await accounts.close();
         clientFeed?.close();
+        tokenFeed?.close();
         await storage.close().catch(() => undefined);
         await audit.close();
         await fs.rm(paths.pidFile, { force: true });

@@ -226,6 +226,11 @@ export class AccountService {
     this.#cache.delete(cacheKey(key));
   }
 
+  /** Drop every cached copy (a shared store's change feed reconnected: anything may have changed). */
+  forgetAll(): void {
+    this.#cache.clear();
+  }
+
   /**
    * Store a record (call it holding the account's lock). Durable before it resolves when the
    * disk works; when it does not, the record is held in memory, served, and written later.

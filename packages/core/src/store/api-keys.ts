@@ -10,6 +10,7 @@
  * costs a bounded staleness. A store without a feed gets the `recheckMs` bound.
  */
 import { deepFreeze } from '../protocol/codec.js';
+import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { type Clock, systemClock } from '../util/clock.js';
 import type { RecordStore, StoreWatch } from '../util/record-store.js';
 
@@ -98,6 +99,13 @@ export class ApiKeyService {
         const answer = record === undefined ? null : deepFreeze({ key: record.key });
         if (generation === this.#generation) this.#remember(name, answer, at);
         return answer;
+      },
+      (err: unknown) => {
+        // A shared store that cannot be reached (Redis down): the last answer it gave stands,
+        // as a still-valid token does, until it can be asked again.
+        const last = this.#entries.get(name);
+        if (last !== undefined && err instanceof ProxyError && err.code === ErrorCode.UPSTREAM_UNAVAILABLE) return last.answer;
+        throw err;
       },
     ).finally(() => {
       if (this.#loading.get(name)?.promise === promise) this.#loading.delete(name);

@@ -1,0 +1,107 @@
+// The Redis store in `npm run bench` (issue 13): a cached get_token from a Redis-backed proxy
+// against the file-backed one in the same run (the store is not on the hot path: ≥ 0.9×), and
+// the time of 300 concurrent get_token on an expired token spread over a fleet of three proxies
+// on one Redis against the same on one file-backed proxy (< 2×). Needs `redis-server`; without
+// it this part is skipped and says so.
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+
+function hasRedis() {
+  return spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).status === 0;
+}
+
+async function redisAnswers(socket) {
+  return new Promise((resolve) => {
+    const c = net.createConnection(socket);
+    c.on('connect', () => c.write('PING\r\n'));
+    c.on('data', (d) => {
+      c.destroy();
+      resolve(d.toString().startsWith('+PONG'));
+    });
+    c.on('error', () => resolve(false));
+  });
+}
+
+/**
+ * @param o.start       start(args, {env}) → child (tracked and stopped by bench.mjs)
+ * @param o.load        load(socketPath, conns, op) → {rps, p50Ms, p99Ms}
+ */
+export async function benchRedis(o) {
+  const { BIN, dir, baseEnv, fileSocket, as, start, load, best, waitForSocket, say, ProxyClient, createScriptedUser, rounds } = o;
+  if (!hasRedis()) {
+    say('redis-server is not installed: skipping the Redis store figures (apt-get install -y redis-server)');
+    return undefined;
+  }
+  const rdir = path.join(dir, 'redis');
+  mkdirSync(rdir, { mode: 0o700 });
+  const socket = path.join(rdir, 'r.sock');
+  start(['-e', `const r = require('child_process').spawn('redis-server', ['--port', '0', '--unixsocket', ${JSON.stringify(socket)}, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', ${JSON.stringify(rdir)}], { stdio: 'inherit' }); r.on('exit', (c) => process.exit(c ?? 0)); process.on('SIGTERM', () => r.kill('SIGTERM'));`]);
+  for (let i = 0; !(await redisAnswers(socket)); i++) {
+    if (i > 200) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const keyFile = path.join(dir, 'fleet.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'), { mode: 0o600 });
+  const configFile = path.join(dir, 'redis-config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      store: { type: 'redis', url: `unix://${socket}`, prefix: 'bench:' },
+      providers: { rt: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri } },
+    }),
+  );
+  const members = ['r1', 'r2', 'r3'].map((n) => ({
+    socket: path.join(dir, `${n}.sock`),
+    env: { ...baseEnv, CREDPROXY_SOCKET: path.join(dir, `${n}.sock`), CREDPROXY_DATA_DIR: path.join(dir, `${n}-data`), CREDPROXY_CONFIG: configFile, CREDPROXY_KEY_FILE: keyFile },
+  }));
+  say('starting three proxies on one Redis…');
+  for (const m of members) start([BIN, 'serve'], { env: m.env });
+  const owners = await Promise.all(members.map((m) => waitForSocket(m.socket)));
+  await owners[0].call('save_token', { provider: 'bench', token: { access_token: 'bench-access-token', refresh_token: 'bench-refresh', expiry: Math.floor(Date.now() / 1000) + 86_400 } });
+  await owners[0].call('set_api_key', { name: 'bench', key: 'bench-api-key-0123456789abcdef0123456789abcdef' });
+
+  const cached = {};
+  for (const conns of [1, 16]) {
+    const file = [];
+    const redis = [];
+    for (let round = 0; round < rounds; round++) {
+      file.push(load(fileSocket, conns, 'get_token'));
+      redis.push(load(members[0].socket, conns, 'get_token'));
+    }
+    const f = best(file);
+    const r = best(redis);
+    cached[conns] = { file_rps: Math.round(f.rps), redis_rps: Math.round(r.rps), ratio: Number((r.rps / f.rps).toFixed(3)), redis_p99_ms: Number(r.p99Ms.toFixed(3)) };
+    say(`get_token (cached) @${String(conns).padStart(2)} conns: Redis store ${Math.round(r.rps)} req/s vs file store ${Math.round(f.rps)} req/s → ${(r.rps / f.rps).toFixed(2)}×`);
+  }
+
+  // Fleet refresh against one proxy's: log both in, let the 2 s access tokens expire, then 300
+  // concurrent get_token each (30 connections × 10).
+  say('300 concurrent get_token on an expired token: one file-backed proxy, then a fleet of three on Redis…');
+  const loginVia = async (socketPath, bucket) => {
+    const c = await ProxyClient.connect({ socketPath });
+    const init = await c.call('oauth_initiate', { provider: 'rt', bucket });
+    const user = createScriptedUser();
+    await c.call('oauth_exchange', { session_id: init.session_id, code: await user.readPastedCode(await user.authorize(init.auth_url)) });
+    c.close();
+  };
+  await loginVia(fileSocket, 'single');
+  await loginVia(members[0].socket, 'fleet');
+  await new Promise((r) => setTimeout(r, 2_500));
+  const burst = async (sockets, bucket) => {
+    const conns = await Promise.all(Array.from({ length: 30 }, (_, i) => ProxyClient.connect({ socketPath: sockets[i % sockets.length] })));
+    as.resetCounts();
+    const t0 = process.hrtime.bigint();
+    const answers = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => conns[i % 30].call('get_token', { provider: 'rt', bucket })));
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    for (const c of conns) c.close();
+    return { ms: Number(ms.toFixed(1)), served: answers.filter((a) => a.status === 'fulfilled').length, grants: as.grantCounts.refresh_token };
+  };
+  const single = await burst([fileSocket], 'single');
+  const fleet = await burst(members.map((m) => m.socket), 'fleet');
+  say(`refresh of 300 concurrent requests: one proxy ${single.ms} ms (${single.grants} grant), fleet of three ${fleet.ms} ms (${fleet.grants} grant) → ${(fleet.ms / single.ms).toFixed(2)}×`);
+  for (const c of owners) c.close();
+  return { cached, refresh: { single, fleet, ratio: Number((fleet.ms / single.ms).toFixed(3)) } };
+}
