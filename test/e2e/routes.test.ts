@@ -110,6 +110,9 @@ describe('an API-key route through the built CLI', () => {
     const unknown = record(await run(layout, ['client', 'add', 'agent', '--route', 'opneai', '--http', '127.0.0.1:0']));
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/no route named opneai — the configured routes are openai/);
+    const wide = record(await run(layout, ['client', 'add', 'agent', '--route', 'openai', '--http', '0.0.0.0:8787']));
+    expect(wide.code).not.toBe(0);
+    expect(wide.stderr).toMatch(/only on loopback/);
     const r = await cli(['client', 'add', 'agent', '--route', 'openai', '--http', '127.0.0.1:0']);
     token = r.stdout.trim();
     expect(token).toMatch(/^[0-9a-f]{64}$/);

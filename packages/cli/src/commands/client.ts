@@ -59,7 +59,8 @@ export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Pro
   if (options.ttlSeconds !== undefined) payload.ttl_seconds = options.ttlSeconds;
   if (options.listen !== undefined) payload.socket = path.resolve(options.listen);
   if (options.routes !== undefined && options.routes.length > 0) payload.routes = options.routes;
-  if (options.http !== undefined) payload.http = /^(127\.0\.0\.1|localhost|\[::1\]):\d+$/.test(options.http) ? options.http : path.resolve(options.http);
+  // HOST:PORT goes as written (the proxy takes only loopback and says so); anything else is a socket path.
+  if (options.http !== undefined) payload.http = /^[^/]*:\d*$/.test(options.http) ? options.http : path.resolve(options.http);
   const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_add', payload));
   if (options.json) {
     printJson(io, data);
