@@ -237,6 +237,7 @@ describe('provider add --preset: what a user is told', () => {
     await expect(p.addProvider({ name: 'g', preset: 'google' })).rejects.toThrow(/console\.cloud\.google\.com[\s\S]*Desktop app/);
     await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x' })).rejects.toThrow(/--client-secret-env/);
     await expect(p.addProvider({ name: 'x', preset: 'nope', clientId: 'x' })).rejects.toThrow(/github, google, microsoft, gitlab/);
+    await expect(p.addProvider({ name: 'gh', preset: 'github', clientId: 'x', flow: 'pkce_redirect' })).rejects.toThrow(/needs the client secret[\s\S]*--client-secret-env VAR, or use --flow device_code/);
     await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x', clientSecretEnv: 'S', flow: 'device_code' })).rejects.toThrow(/not offered by google/);
   });
 });

@@ -62,6 +62,11 @@ export function toPresetConfig(o: ProviderAddOptions, preset: ProviderPreset): P
   if (flow !== undefined && !preset.flows.includes(flow)) {
     throw new UsageError(`--flow ${flow} is not offered by ${preset.name}: use ${preset.flows.join(' or ')}`);
   }
+  if ((preset.secretNeededFor ?? []).includes(flow ?? preset.defaultFlow) && o.clientSecretEnv === undefined) {
+    throw new UsageError(
+      `--flow ${flow ?? preset.defaultFlow} with ${preset.name} needs the client secret (${preset.secretNote ?? 'the provider requires it'}) — export it where \`credproxy serve\` runs and add --client-secret-env VAR, or use --flow ${preset.flows.find((f) => !(preset.secretNeededFor ?? []).includes(f)) ?? preset.defaultFlow}`,
+    );
+  }
   const config = toProviderConfig({ ...o, clientId: o.clientId }, true);
   config.preset = preset.name;
   const inherited: Array<'flow' | 'scopes'> = [];

@@ -83,6 +83,7 @@ export const githubPreset: ProviderPreset = {
   defaultScopes: ['repo', 'read:org'],
   clientSecret: 'optional',
   secretNote: 'needed for the loopback web flow of an OAuth app and for revocation at logout; the device flow needs none',
+  secretNeededFor: ['pkce_redirect'],
   issuerNote: 'a GitHub Enterprise Server URL (https://HOST); default https://github.com',
   revocation: 'DELETE /applications/{client_id}/token with the client secret (without it: forgotten locally)',
   identity: 'GET /user → login',

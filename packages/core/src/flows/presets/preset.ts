@@ -17,6 +17,8 @@ export interface ProviderPreset {
   readonly clientSecret: 'required' | 'optional' | 'unused';
   /** What the secret is for, or why it is required. */
   readonly secretNote?: string;
+  /** Flows that cannot work without the secret (GitHub's web flow for OAuth apps). */
+  readonly secretNeededFor?: readonly FlowType[];
   /** A fixed loopback port, for providers that match the redirect URI's port exactly. */
   readonly callbackPort?: number;
   /** What `--issuer` means for this preset. */
