@@ -101,6 +101,7 @@ describe('names from the proxy: credproxy __complete', () => {
     );
     const register = `data:text/javascript,${encodeURIComponent(`import { register } from 'node:module'; register(${JSON.stringify('file://' + hooks)});`)}`;
     const r = spawnSync(process.execPath, ['--import', register, BIN, '__complete', 'routes'], { env: layout.env, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
     expect(r.stdout).toBe('anthropic\nopenai\n');
     const loaded = fs.readFileSync(seen, 'utf8');
     expect(loaded).toContain('/packages/cli/dist/bin.js');
@@ -164,6 +165,30 @@ describe('bash', () => {
     expect(zsh('credproxy', 'login', '--flow', '')).toEqual(['pkce_redirect', 'device_code', 'browser_redirect']);
     expect(zsh('credproxy', 'login', '--socket', '')).toEqual(['<files>']);
     expect(zsh('credproxy', 'exec', '--', '')).toEqual(['<commands>']);
+  });
+
+  it.runIf(has('zsh'))('zsh: the real completion system (compinit) in an interactive zsh on a pty lists the candidates', () => {
+    const typed = (line: string): string => {
+      const driver = [
+        'zmodload zsh/zpty',
+        'zpty z zsh -f -i',
+        'zpty -w z \'PS1="> "; autoload -U compinit; compinit -u -D; source "$SCRIPT"\'',
+        'sleep 1',
+        `zpty -w -n z $'${line}\\t'`,
+        'sleep 1',
+        "zpty -w -n z $'\\t'",
+        'sleep 1.5',
+        "out=''",
+        'while zpty -r -t z chunk 2>/dev/null; do out+=$chunk; done',
+        'print -r -- "$out"',
+        'zpty -d z',
+      ].join('\n');
+      const r = spawnSync('zsh', ['-f', '-c', driver], { env: { ...layout.env, SCRIPT: scripts.zsh }, encoding: 'utf8', timeout: 30_000 });
+      // What the terminal showed, without escape sequences.
+      return r.stdout.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '').replace(/\r/g, '\n');
+    };
+    expect(typed('credproxy service ')).toMatch(/install\s+status\s+uninstall/);
+    expect(typed('credproxy client remove ')).toContain('credproxy client remove agent-one');
   });
 
   it.runIf(has('fish'))('fish: complete -C gives the same candidates', () => {

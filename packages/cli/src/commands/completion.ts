@@ -158,7 +158,7 @@ ${fn}_values() {
   local IFS=$'\\n'
   case "$1" in
     none|value) ;;
-    file) COMPREPLY+=($(compgen -f -- "$2")) ;;
+    file) compopt -o filenames 2>/dev/null; COMPREPLY+=($(compgen -f -- "$2")) ;;
     command) COMPREPLY+=($(compgen -c -- "$2")) ;;
     words:*) IFS=$' \\n'; COMPREPLY+=($(compgen -W "\${1#words:}" -- "$2")) ;;
     *) COMPREPLY+=($(compgen -W "$("\${COMP_WORDS[0]}" __complete "$1" 2>/dev/null)" -- "$2")) ;;

@@ -122,7 +122,7 @@ async function checkOpenFiles(core: Core, socketPath: string, pong: OpResult<'pi
   const name = 'open-files';
   const needed = core.MAX_CONNECTIONS + core.DESCRIPTORS_RESERVED;
   let limit: number | undefined;
-  let whose = 'this shell (a proxy started from it inherits it)';
+  let whose = 'this shell, which a proxy started from it inherits';
   if (pong && (await isProxyProcessHere(socketPath, pong.pid))) {
     limit = core.readOpenFilesLimit(`/proc/${pong.pid}/limits`);
     if (limit !== undefined) whose = `the running proxy (pid ${pong.pid})`;
