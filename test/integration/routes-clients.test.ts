@@ -6,9 +6,11 @@
  * listeners closed by client_remove and by expiry and re-opened at restart, wrong tokens rate
  * limited, and the key scanned for in every byte the client got and every audit and log line.
  */
+import { execFile } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
 import { Client, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,6 +28,7 @@ import { refreshTokenFrom } from '../support/auth-code-login.js';
 import { makeTestCa, startTestUpstream, type TestCa, type TestUpstream } from '../support/https-upstream.js';
 import { removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
 
+const execFileP = promisify(execFile);
 type AuditEvent = Parameters<NonNullable<ProxyOptions['onAudit']>>[0];
 
 const API_KEY = 'sk-live-REALKEY-5f2a9c0b7e1d4a3c8b6e2f1a0d9c8b7a';
@@ -108,6 +111,8 @@ afterAll(async () => {
   await proxy?.stop();
   await upstream?.close();
   await as?.close();
+  // A second proxy in this process (the restart test) still reads peer credentials.
+  expect(logLines.filter((l) => l.includes('peer credentials unavailable'))).toEqual([]);
   // The key never left the proxy towards a client, an audit line or a log line.
   const everything = Buffer.concat([...received, Buffer.from(audit.map((a) => JSON.stringify(a)).join('\n')), Buffer.from(logLines.join('\n'))]);
   for (const form of [API_KEY, Buffer.from(API_KEY).toString('base64'), encodeURIComponent(API_KEY)]) {
@@ -240,6 +245,55 @@ describe('a Unix-socket HTTP listener', () => {
     await client.close();
     await waitUntil(async () => !(await fs.stat(sock).then(() => true, () => false)), 5000);
   }, 10_000);
+
+  it('keys wrong-token limits by peer pid: this process is limited, another process is not', async () => {
+    const sock = path.join(dir, 'box2', 'http.sock');
+    const added = await owner.call('client_add', { name: 'boxed2', scopes: [], routes: ['openai'], http: sock });
+    const client = new Client('http://localhost', { socketPath: sock });
+    const ask = async (token: string) => {
+      const res = await client.request({ path: '/openai/v1/echo', method: 'GET', headers: { authorization: `Bearer ${token}` } });
+      received.push(Buffer.from(await res.body.arrayBuffer()));
+      return res.statusCode;
+    };
+    for (let i = 0; i < 10; i++) expect(await ask('1'.repeat(64))).toBe(407);
+    expect(await ask('1'.repeat(64))).toBe(429);
+    expect(await ask(added.capability_token)).toBe(200);
+    // curl is another process: its wrong token is judged on its own (407, not 429).
+    const curl = await execFileP('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--unix-socket', sock, '-H', `authorization: Bearer ${'1'.repeat(64)}`, 'http://localhost/openai/v1/echo']).catch(
+      (e: { stdout?: string }) => ({ stdout: e.stdout ?? '' }),
+    );
+    expect(curl.stdout).toBe('407');
+    await client.close();
+    await owner.call('client_remove', { name: 'boxed2' });
+  });
+
+  it('survives garbage on the listener and keeps serving', async () => {
+    const added = await owner.call('client_add', { name: 'fuzzed', scopes: [], routes: ['openai'], http: '127.0.0.1:0' });
+    const [host, portText] = added.http!.split(':');
+    const payloads = [
+      'GET //[ HTTP/1.1\r\nHost: x\r\n\r\n',
+      'CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n',
+      'GET http://user:pass@127.0.0.1/openai/ HTTP/1.1\r\nHost: x\r\n\r\n',
+      'GET /%zz/x HTTP/1.1\r\nHost: x\r\n\r\n',
+      `GET /openai/v1/echo HTTP/1.1\r\nHost: x\r\nProxy-Authorization: Basic ${'A'.repeat(9000)}\r\n\r\n`,
+      'POST /openai/v1/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      '\x00\x01\x02 not http at all\r\n\r\n',
+      `GET /${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    ];
+    for (const p of payloads) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(Number(portText), host!);
+        s.on('error', () => resolve());
+        s.on('data', (d) => received.push(d));
+        s.on('close', () => resolve());
+        s.write(p);
+        setTimeout(() => s.destroy(), 300);
+      });
+    }
+    const ok = await fetchRoute(`http://${added.http}/openai/v1/echo`, { headers: { authorization: `Bearer ${added.capability_token}` } });
+    expect(ok.status).toBe(200);
+    await owner.call('client_remove', { name: 'fuzzed' });
+  });
 
   it('refuses a socket directory others can write', async () => {
     const open = path.join(dir, 'open');

@@ -16,7 +16,15 @@ const SO_PEERCRED = 17;
 
 type GetSockOpt = (fd: number, level: number, name: number, out: Record<string, number>, len: number[]) => number;
 
+/** Loaded once per process: koffi refuses to declare the struct type a second time. */
+let loaded: GetSockOpt | undefined;
+
 function loadGetSockOpt(): GetSockOpt {
+  loaded ??= loadGetSockOptOnce();
+  return loaded;
+}
+
+function loadGetSockOptOnce(): GetSockOpt {
   const require = createRequire(import.meta.url);
   const koffi = require('koffi') as {
     load(name: string): { func(signature: string): GetSockOpt };
