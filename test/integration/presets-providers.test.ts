@@ -99,6 +99,19 @@ describe('github preset', () => {
     expect(emu.hits[`DELETE /api/v3/applications/${emu.clientId}/token`]).toBe(1);
   }, 40_000);
 
+  it('finds the API at the root of --issuer too (an API served like api.github.com): identity and revocation', async () => {
+    const emu = await emulation(startGitHubEmulation({ deviceInterval: 0.05, apiPrefix: '' }));
+    const p = await presetProxy({ GH_SECRET: emu.clientSecret });
+    await p.addProvider({ name: 'gh', preset: 'github', issuer: emu.base, clientId: emu.clientId, clientSecretEnv: 'GH_SECRET' });
+    const init = await p.owner.call('oauth_initiate', { provider: 'gh' });
+    emu.approveDevice(init.user_code!);
+    expect(await pollUntilDone(p.owner, init.session_id)).toMatchObject({ status: 'complete', account: emu.user.login });
+    const token = await p.owner.call('get_token', { provider: 'gh' });
+    expect(await p.owner.call('logout', { provider: 'gh' })).toEqual({ revoked: true });
+    expect(emu.isActive(token.access_token)).toBe(false);
+    expect(emu.hits[`DELETE /applications/${emu.clientId}/token`]).toBe(1);
+  });
+
   it('without the client secret, logout forgets locally and says the token still works at GitHub', async () => {
     const emu = await emulation(startGitHubEmulation({ deviceInterval: 0.05 }));
     const p = await presetProxy();

@@ -24,6 +24,8 @@ export interface GitHubEmulationOptions {
   deviceInterval?: number;
   /** Answer the first device poll with slow_down. */
   slowDownOnce?: boolean;
+  /** Where the REST API lives: '/api/v3' (Enterprise Server layout, default) or '' (at the root, as api.github.com). */
+  apiPrefix?: '/api/v3' | '';
 }
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -54,7 +56,8 @@ export async function startGitHubEmulation(options: GitHubEmulationOptions = {})
   };
 
   const route = (req: ParsedRequest): Reply => {
-    const api = req.path.startsWith('/api/v3/') ? req.path.slice('/api/v3'.length) : undefined;
+    const prefix = options.apiPrefix ?? '/api/v3';
+    const api = req.path.startsWith(`${prefix}/`) ? req.path.slice(prefix.length) : undefined;
     if (req.method === 'GET' && req.path === '/login/oauth/authorize') return authorize(req);
     if (req.path === '/login/device/code') return deviceCode(req);
     if (req.path === '/login/oauth/access_token') return token(req);

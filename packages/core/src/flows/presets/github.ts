@@ -31,7 +31,7 @@ function webBase(config: ProviderConfig): string {
 
 const API_HEADERS = { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'credproxy' };
 
-async function revoke(provider: OAuthProvider, apiBase: string, token: { access_token: string }, signal?: AbortSignal): Promise<RevocationResult> {
+async function revoke(provider: OAuthProvider, apiBases: readonly string[], token: { access_token: string }, signal?: AbortSignal): Promise<RevocationResult> {
   const config = provider.config;
   if (!provider.hasSecret()) {
     return {
@@ -40,39 +40,52 @@ async function revoke(provider: OAuthProvider, apiBase: string, token: { access_
     };
   }
   const secret = provider.clientSecret()!;
-  const url = `${apiBase}/applications/${encodeURIComponent(config.client_id)}/token`;
   const basic = Buffer.from(`${config.client_id}:${secret}`).toString('base64');
   try {
-    const response = await provider.fetch(
-      url,
-      { method: 'DELETE', headers: { ...API_HEADERS, authorization: `Basic ${basic}`, 'content-type': 'application/json' }, body: JSON.stringify({ access_token: token.access_token }) },
-      signal,
-    );
-    await response.body?.cancel();
-    if (response.status === 204) return { revoked: true };
-    if (response.status === 404) return { revoked: true, reason: 'GitHub no longer knew the token (already revoked or expired)' };
-    return { revoked: false, reason: `GitHub answered HTTP ${response.status} to the revocation — check the client secret; the local copy was deleted anyway` };
+    // The first base that knows the route answers; 404 from all of them: the token is gone.
+    for (const apiBase of apiBases) {
+      const url = `${apiBase}/applications/${encodeURIComponent(config.client_id)}/token`;
+      const response = await provider.fetch(
+        url,
+        { method: 'DELETE', headers: { ...API_HEADERS, authorization: `Basic ${basic}`, 'content-type': 'application/json' }, body: JSON.stringify({ access_token: token.access_token }) },
+        signal,
+      );
+      await response.body?.cancel();
+      if (response.status === 204) return { revoked: true };
+      if (response.status !== 404) return { revoked: false, reason: `GitHub answered HTTP ${response.status} to the revocation — check the client secret; the local copy was deleted anyway` };
+    }
+    return { revoked: true, reason: 'GitHub no longer knew the token (already revoked or expired)' };
   } catch (err) {
     return { revoked: false, reason: `GitHub could not be reached to revoke (${describeUpstream(err)}); the local copy was deleted anyway` };
   }
 }
 
-/** The API base that serves `/applications/{client_id}/token`: `revocation_endpoint` overrides it. */
-function revocationBase(config: ProviderConfig): string {
-  if (config.revocation_endpoint !== undefined) return trimBase(config.revocation_endpoint);
-  return githubApiBase(webBase(config));
+/**
+ * The API bases to try, in order: `revocation_endpoint` when set; api.github.com for github.com;
+ * for any other base (Enterprise Server, an emulation) its `/api/v3` and then the base itself,
+ * which is where an API served at the root answers.
+ */
+function apiBases(config: ProviderConfig): string[] {
+  if (config.revocation_endpoint !== undefined) return [trimBase(config.revocation_endpoint)];
+  const web = webBase(config);
+  return web === GITHUB ? [GITHUB_API] : [githubApiBase(web), web];
 }
 
-async function identity(provider: OAuthProvider, token: { access_token: string }, signal?: AbortSignal): Promise<string | undefined> {
-  const config = provider.config;
-  const url = config.userinfo_endpoint ?? `${GITHUB_API}/user`;
-  const response = await provider.fetch(url, { headers: { ...API_HEADERS, authorization: `Bearer ${token.access_token}` } }, signal);
-  if (!response.ok) {
-    await response.body?.cancel();
-    return undefined;
+async function identity(provider: OAuthProvider, urls: readonly string[], token: { access_token: string }, signal?: AbortSignal): Promise<string | undefined> {
+  for (const url of urls) {
+    const response = await provider.fetch(url, { headers: { ...API_HEADERS, authorization: `Bearer ${token.access_token}` } }, signal);
+    if (response.status === 404) {
+      await response.body?.cancel();
+      continue;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      return undefined;
+    }
+    const user = (await response.json()) as { login?: unknown };
+    return typeof user.login === 'string' ? user.login : undefined;
   }
-  const user = (await response.json()) as { login?: unknown };
-  return typeof user.login === 'string' ? user.login : undefined;
+  return undefined;
 }
 
 export const githubPreset: ProviderPreset = {
@@ -109,7 +122,7 @@ export const githubPreset: ProviderPreset = {
     out.authorization_endpoint ??= `${web}/login/oauth/authorize`;
     out.token_endpoint ??= `${web}/login/oauth/access_token`;
     out.device_authorization_endpoint ??= `${web}/login/device/code`;
-    out.userinfo_endpoint ??= `${githubApiBase(web)}/user`;
+    if (web === GITHUB) out.userinfo_endpoint ??= `${GITHUB_API}/user`;
     out.accept_json ??= true;
     // Not a discovery issuer: the endpoints above are derived from it. The revocation base is
     // not an RFC 7009 endpoint, so it stays out of the metadata (the quirk below uses it).
@@ -118,12 +131,13 @@ export const githubPreset: ProviderPreset = {
     return out;
   },
   quirks(config): ProviderQuirks {
-    const apiBase = revocationBase(config);
+    const bases = apiBases(config);
+    const identityUrls = config.userinfo_endpoint !== undefined ? [config.userinfo_endpoint] : bases.map((b) => `${b}/user`);
     return {
       nonExpiringLifetimeSeconds: YEAR_SECONDS,
       clientSecretInBody: true,
-      revoke: (provider, token, signal) => revoke(provider, apiBase, token, signal),
-      identity,
+      revoke: (provider, token, signal) => revoke(provider, bases, token, signal),
+      identity: (provider, token, signal) => identity(provider, identityUrls, token, signal),
     };
   },
 };

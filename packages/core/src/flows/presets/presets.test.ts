@@ -25,7 +25,7 @@ describe('presets default to the real providers', () => {
   it('github --issuer is an Enterprise Server: API under /api/v3', () => {
     const { config } = applyPreset(parse({ preset: 'github', client_id: 'x', issuer: 'https://ghe.example.com/' }));
     expect(config.token_endpoint).toBe('https://ghe.example.com/login/oauth/access_token');
-    expect(config.userinfo_endpoint).toBe('https://ghe.example.com/api/v3/user');
+    expect(config.userinfo_endpoint).toBeUndefined(); // tried at /api/v3/user, then /user
   });
 
   it('google: accounts.google.com, offline access and consent always asked', () => {
