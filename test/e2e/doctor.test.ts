@@ -199,7 +199,10 @@ describe('credproxy doctor', () => {
     const loose = await doctorJson(layout);
     expect(loose.by('key-source')).toMatchObject({ status: 'fail', fix: `\`chmod 600 ${keyFile}\`` });
     fs.chmodSync(keyFile, 0o600);
-    expect((await doctorJson(layout)).by('key-source').status).toBe('ok');
+    const tight = await doctorJson(layout);
+    expect(tight.by('key-source').status).toBe('ok');
+    // The key file comes first (SPEC §8): the keyring is not asked, and not a warning.
+    expect(tight.by('keyring')).toMatchObject({ status: 'ok', detail: 'not needed: CREDPROXY_KEY_FILE wraps the data key' });
 
     delete layout.env.CREDPROXY_KEY_FILE;
     fs.writeFileSync(path.join(path.dirname(layout.env.CREDPROXY_CONFIG!), 'store.key'), Buffer.alloc(32, 2), { mode: 0o600 });

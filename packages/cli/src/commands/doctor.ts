@@ -210,6 +210,9 @@ async function probeKeyringStore(mod: KeyringModule, timeoutMs: number, store?: 
 async function checkKeyring(env: NodeJS.ProcessEnv, timeoutMs: number): Promise<Check> {
   const name = 'keyring';
   if (env.CREDPROXY_NO_KEYRING) return check(name, 'ok', 'not used (CREDPROXY_NO_KEYRING is set)');
+  // SPEC §8's order: a key file or a passphrase comes before the keyring, which is then not asked.
+  const before = (['CREDPROXY_KEY_FILE', 'CREDPROXY_PASSPHRASE_FILE'] as const).find((v) => env[v]);
+  if (before) return check(name, 'ok', `not needed: ${before} wraps the data key`);
   let mod: KeyringModule;
   try {
     const pkg = '@napi-rs/keyring';
