@@ -139,7 +139,13 @@ interface KeyringEntry {
   getPassword(signal?: AbortSignal): Promise<string | null>;
   setPassword(password: string, signal?: AbortSignal): Promise<void>;
 }
-type KeyringModule = { AsyncEntry: new (service: string, account: string) => KeyringEntry };
+type KeyringModule = { AsyncEntry: new (service: string, account: string, options?: { linux?: { store?: 'secret-service' | 'keyutils' } }) => KeyringEntry };
+
+/**
+ * On Linux the Secret Service only: the package would otherwise fall back to the kernel keyring,
+ * which forgets everything at reboot — and the data key, and so every token, with it.
+ */
+const KEYRING_OPTIONS = { linux: { store: 'secret-service' as const } };
 
 const KEYRING_SERVICE = 'credproxy';
 const KEYRING_TIMEOUT_MS = 3_000;
@@ -170,7 +176,7 @@ export async function keyringSource(account: string): Promise<KeySource | undefi
   // cannot do both (none running, locked, refusing) does not answer.
   let kek: Buffer;
   try {
-    const entry = new mod.AsyncEntry(KEYRING_SERVICE, account);
+    const entry = new mod.AsyncEntry(KEYRING_SERVICE, account, KEYRING_OPTIONS);
     let stored = await entry.getPassword(AbortSignal.timeout(KEYRING_TIMEOUT_MS));
     if (stored === null) {
       stored = randomBytes(DATA_KEY_BYTES).toString('base64');
