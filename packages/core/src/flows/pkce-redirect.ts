@@ -68,12 +68,12 @@ export const pkceRedirectFlow: FlowFactory = (provider, options): LoginFlow => {
     outcome,
     async start(signal) {
       const target = loopbackTarget(options.redirectUri ?? provider.config.redirect_uri, provider.config.callback_port);
-      // The state is drawn before the listener is shared: it is the key callbacks are routed by.
       const configured = options.redirectUri ?? provider.config.redirect_uri;
       const hostInUri = target.uriHost.includes(':') && !target.uriHost.startsWith('[') ? `[${target.uriHost}]` : target.uriHost;
       const router = options.callbacks ?? new CallbackRouter(options.logger ? { logger: options.logger } : {});
       const redirectFor = (port: number): string =>
         configured !== undefined && new URL(configured).port !== '' ? configured : `http://${hostInUri}:${port}${target.path}`;
+      // The state is drawn before the route is registered: callbacks on a shared port are routed by it.
       const request = await createAuthorizationRequest(provider, redirectFor(target.port), signal);
       secrets = request.secrets;
       let authUrl = request.url;
