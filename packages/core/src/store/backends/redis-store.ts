@@ -372,12 +372,13 @@ export async function openRedisBackend(o: RedisBackendOptions): Promise<Backend>
   }
   const shared: Shared = { client, prefix: o.config.prefix, where, cipher: o.cipher, logger: o.logger, lockTtlMs: o.config.lock_ttl_ms, feed, onKeyChange: o.onKeyChange };
   let wasReady = true;
+  let closing = false;
   client.on('ready', () => {
     if (!wasReady) o.logger.log('info', `the Redis store at ${where} is reachable again`);
     wasReady = true;
   });
   client.on('close', () => {
-    if (wasReady) o.logger.log('warn', `lost the connection to the Redis store at ${where}; reconnecting (still-valid tokens are served from memory)`);
+    if (wasReady && !closing) o.logger.log('warn', `lost the connection to the Redis store at ${where}; reconnecting (still-valid tokens are served from memory)`);
     wasReady = false;
   });
   const keyName = `${o.config.prefix}store-key`;
@@ -407,6 +408,7 @@ export async function openRedisBackend(o: RedisBackendOptions): Promise<Backend>
       await client.publish(feed.channel, KEY_CHANNEL_NAME).catch(() => undefined);
     },
     close: async () => {
+      closing = true;
       feed.close();
       await client.quit().catch(() => client.disconnect());
     },
