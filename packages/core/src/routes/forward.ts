@@ -373,18 +373,45 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     res.flushHeaders();
     const scrub = scrubber.createStream();
     x.out = scrub;
+    // pipe() rather than pipeline(): pipeline makes an AbortController, aborts it and builds
+    // error objects with stack traces on every response — measurable per request. The error
+    // and teardown paths pipeline would give are spelled out here.
+    const stages: Duplex[] = [...decoders, scrub];
     await new Promise<void>((resolve) => {
-      const stages = [up.body, ...decoders, scrub, res] as unknown as [Readable, ...Duplex[], ServerResponse];
-      pipeline(stages, (err) => {
-        if (err && !res.destroyed) {
-          // Headers are out: all that is left is to cut the response short.
-          const e = toUpstreamError(err, route.upstream, { headersTimeoutMs: 0 });
-          logger.log('warn', 'route response cut short', { client: deps.client, route: route.name, message: scrubber.scrubText(e.message) });
-          x.error = ErrorCode.UPSTREAM_UNAVAILABLE;
-          res.destroy();
+      let settled = false;
+      const teardown = (): void => {
+        up.body.destroy();
+        for (const stage of stages) stage.destroy();
+      };
+      const settle = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        if (err !== undefined) {
+          if (!res.destroyed) {
+            // Headers are out: all that is left is to cut the response short.
+            const e = toUpstreamError(err, route.upstream, { headersTimeoutMs: 0 });
+            logger.log('warn', 'route response cut short', { client: deps.client, route: route.name, message: scrubber.scrubText(e.message) });
+            x.error = ErrorCode.UPSTREAM_UNAVAILABLE;
+            res.destroy();
+          }
+          teardown();
         }
         resolve();
+      };
+      up.body.once('error', settle);
+      for (const stage of stages) stage.once('error', settle);
+      res.once('error', () => undefined);
+      res.once('finish', () => settle());
+      // The client went away before the end: stop reading upstream (frees the connection).
+      res.once('close', () => {
+        if (settled) return;
+        settled = true;
+        teardown();
+        resolve();
       });
+      let source: Readable = up.body;
+      for (const stage of stages) source = source.pipe(stage);
+      source.pipe(res);
     });
   };
 
