@@ -248,7 +248,8 @@ describe('provider add --preset: what a user is told', () => {
     await expect(p.addProvider({ name: 'gl', preset: 'gitlab' })).rejects.toThrow(/user_settings\/applications[\s\S]*http:\/\/127\.0\.0\.1:48361\/callback[\s\S]*Confidential/);
     await expect(p.addProvider({ name: 'ms', preset: 'microsoft' })).rejects.toThrow(/App registrations[\s\S]*Allow public client flows/);
     await expect(p.addProvider({ name: 'g', preset: 'google' })).rejects.toThrow(/console\.cloud\.google\.com[\s\S]*Desktop app/);
-    await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x' })).rejects.toThrow(/--client-secret-env/);
+    // Google without the secret: added, with a warning that names the fix (its token endpoint would refuse the login).
+    expect((await p.addProvider({ name: 'g', preset: 'google', clientId: 'x' })).err).toMatch(/warning: google needs --client-secret-env VAR[\s\S]*credproxy provider add g --preset google --client-id x --client-secret-env GOOGLE_OAUTH_SECRET/);
     await expect(p.addProvider({ name: 'x', preset: 'nope', clientId: 'x' })).rejects.toThrow(/github, google, microsoft, gitlab/);
     await expect(p.addProvider({ name: 'gh', preset: 'github', clientId: 'x', flow: 'pkce_redirect' })).rejects.toThrow(/needs the client secret[\s\S]*--client-secret-env VAR, or use --flow device_code/);
     await expect(p.addProvider({ name: 'g', preset: 'google', clientId: 'x', clientSecretEnv: 'S', flow: 'device_code' })).rejects.toThrow(/not offered by google/);

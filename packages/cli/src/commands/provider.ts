@@ -47,15 +47,22 @@ async function asUsage<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * What the user should fix before logging in, though the config is valid: a preset whose provider
+ * requires the client secret, added without one (the login would fail at the token endpoint).
+ */
+export function presetWarnings(o: ProviderAddOptions, preset: ProviderPreset): string[] {
+  if (preset.clientSecret !== 'required' || o.clientSecretEnv !== undefined) return [];
+  const variable = `${preset.name.toUpperCase()}_OAUTH_SECRET`;
+  return [
+    `warning: ${preset.name} needs --client-secret-env VAR: ${preset.secretNote ?? 'the provider requires the client secret'}. Export the secret where \`credproxy serve\` runs (export ${variable}=...), then run: credproxy provider add ${o.name} --preset ${preset.name} --client-id ${o.clientId ?? 'CLIENT_ID'} --client-secret-env ${variable}`,
+  ];
+}
+
 /** A config for `--preset`: the preset fills endpoints, flow and scopes unless flags override them. */
 export function toPresetConfig(o: ProviderAddOptions, preset: ProviderPreset): ProviderConfig {
   if (o.clientId === undefined) {
     throw new UsageError(`--client-id is required: ${preset.registration(o.name)}`);
-  }
-  if (preset.clientSecret === 'required' && o.clientSecretEnv === undefined) {
-    throw new UsageError(
-      `--client-secret-env VAR is required for ${preset.name}: ${preset.secretNote ?? 'the provider needs the client secret'}. Export the secret in the environment \`credproxy serve\` runs in (e.g. export ${preset.name.toUpperCase()}_OAUTH_SECRET=...), then run: credproxy provider add ${o.name} --preset ${preset.name} --client-id ${o.clientId} --client-secret-env ${preset.name.toUpperCase()}_OAUTH_SECRET`,
-    );
   }
   if (o.tenant !== undefined && preset.name !== 'microsoft') throw new UsageError('--tenant is only for --preset microsoft');
   const flow = assertFlow(o.flow);
@@ -119,6 +126,7 @@ export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO):
     const preset = findPreset(options.preset);
     if (!preset) throw new UsageError(`there is no preset named ${options.preset} — the presets are ${[...PROVIDER_PRESETS.keys()].join(', ')} (see \`credproxy provider presets\`)`);
     provider = toPresetConfig(options, preset);
+    for (const line of presetWarnings(options, preset)) io.stderr.write(`${line}\n`);
   } else {
     provider = toProviderConfig(options);
   }
