@@ -96,8 +96,13 @@ export async function ensureAutoKeyFile(file: string, protectedDir: string): Pro
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
-  await writeFileAtomic(file, randomBytes(DATA_KEY_BYTES).toString('hex') + '\n');
+  try {
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(file, randomBytes(DATA_KEY_BYTES).toString('hex') + '\n');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw storeError(`no key source is configured and credproxy cannot create its key file ${file} (${code}) — set CREDPROXY_KEY_FILE or CREDPROXY_PASSPHRASE_FILE, or make the config dir writable`);
+  }
   return true;
 }
 
