@@ -195,6 +195,20 @@ describe('client_add with routes and an HTTP listener', () => {
     await owner.call('client_remove', { name: 'later-client' });
   });
 
+  it('a config file broken by hand: client_add names the field, requests fail closed, and it recovers', async () => {
+    const good = await fs.readFile(configFile, 'utf8');
+    const broken = JSON.parse(good) as { routes: Record<string, unknown> };
+    broken.routes.bad = { upstream: 'http://example.com', api_key: 'openai' };
+    await fs.writeFile(configFile, JSON.stringify(broken));
+    await expect(owner.call('client_add', { name: 'y', scopes: [], routes: ['openai'], http: '127.0.0.1:0' })).rejects.toThrow(/routes\.bad .*plain http/);
+    const closed = await fetchRoute(`http://127.0.0.1:${port}/openai/v1/echo`, { headers: { authorization: `Bearer ${token}` } });
+    expect(closed.status).toBe(502);
+    expect(JSON.parse(closed.text).error.message).toMatch(/config file has an error/);
+    await fs.writeFile(configFile, good);
+    const back = await fetchRoute(`http://127.0.0.1:${port}/openai/v1/echo`, { headers: { authorization: `Bearer ${token}` } });
+    expect(back.status).toBe(200);
+  });
+
   it('wrong tokens: 407, then 429 after 10 from one peer; the right token still passes', async () => {
     // The test before presented one wrong token from this peer (all TCP peers are 127.0.0.1).
     for (let i = 0; i < 9; i++) {

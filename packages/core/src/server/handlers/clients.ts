@@ -4,6 +4,7 @@ import { ErrorCode, ProxyError } from '../../protocol/errors.js';
 import { toClientInfo } from '../../clients/registry.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalName, assertOptionalNumber, assertOptionalString } from '../../protocol/validate.js';
 import { assertSocketPathFits } from '../../paths.js';
+import { ConfigError } from '../../config/config-file.js';
 import { assertRouteName } from '../../routes/index.js';
 import type { Handler } from '../handler.js';
 import { formatHttpAddress, parseHttpAddress } from '../http-address.js';
@@ -55,7 +56,11 @@ const clientAdd: Handler<'client_add'> = {
   },
   async run(p, { services }) {
     if (p.routes !== undefined && p.routes.length > 0) {
-      const configured = await services.routes.all();
+      // The owner asks: a broken config file is named, with the field, not hidden as an internal error.
+      const configured = await services.routes.all().catch((err: unknown) => {
+        if (err instanceof ConfigError) throw new ProxyError(ErrorCode.INVALID_REQUEST, err.message);
+        throw err;
+      });
       const unknown = p.routes.filter((r) => !configured.has(r));
       if (unknown.length > 0) {
         const names = [...configured.keys()].sort();
