@@ -75,7 +75,15 @@ export class HttpListener implements HostedListener {
     });
     let bound: HttpAddress = address;
     if (address.kind === 'tcp') bound = { ...address, port: (server.address() as AddressInfo).port };
-    else await fs.chmod(address.path, 0o600);
+    else {
+      try {
+        await fs.chmod(address.path, 0o600);
+      } catch (err) {
+        server.close();
+        await fs.unlink(address.path).catch(() => undefined);
+        throw err;
+      }
+    }
     const listener = new HttpListener(server, bound, options.clientName);
     server.on('connection', (socket: Socket) => {
       listener.#sockets.add(socket);
