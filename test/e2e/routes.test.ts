@@ -15,6 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
+import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { ProxyAgent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,6 +25,7 @@ import { makeTestCa, startTestUpstream, type TestUpstream } from '../support/htt
 
 const execFileP = promisify(execFile);
 const API_KEY = 'sk-proj-E2E-REALKEY-0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a';
+const ANTHROPIC_KEY = 'sk-ant-api03-E2E-REALKEY-9f8e7d6c5b4a39281706f5e4d3c2b1a0';
 
 let layout: Layout;
 let serve: ServeProcess;
@@ -79,7 +81,7 @@ afterAll(async () => {
   await upstream?.close();
   await as?.close();
   const everything = [...seen, serve?.stderr() ?? '', audit].join('\n');
-  for (const form of [API_KEY, Buffer.from(API_KEY).toString('base64'), encodeURIComponent(API_KEY)]) {
+  for (const form of [API_KEY, Buffer.from(API_KEY).toString('base64'), encodeURIComponent(API_KEY), ANTHROPIC_KEY]) {
     expect(everything.includes(form), `found ${form}`).toBe(false);
   }
 });
@@ -149,6 +151,24 @@ describe('an API-key route through the built CLI', () => {
       expect(g.headers.authorization).toBe(`Bearer ${API_KEY}`);
       expect(JSON.stringify(g.headers)).not.toContain(token);
     }
+  });
+
+  it('the official Anthropic SDK too: base URL /anthropic, the token as its API key (sent as x-api-key)', async () => {
+    await cli(['key', 'set', 'anthropic'], `${ANTHROPIC_KEY}\n`);
+    await cli(['route', 'add', 'anthropic', '--preset', 'anthropic', '--upstream', upstream.origin, '--api-key', 'anthropic']);
+    const r = await cli(['client', 'add', 'claude', '--route', 'anthropic', '--http', '127.0.0.1:0', '--json']);
+    const added = JSON.parse(r.stdout) as { capability_token: string; http: string };
+    const before = upstream.received.length;
+    const anthropic = new Anthropic({ baseURL: `http://${added.http}/anthropic`, apiKey: added.capability_token, maxRetries: 0 });
+    const message = await anthropic.messages.create({ model: 'claude-test', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    seen.push(JSON.stringify(message));
+    expect(message.content[0]).toMatchObject({ type: 'text', text: 'Hello from upstream' });
+    const got = upstream.received.slice(before);
+    expect(got.map((g) => g.url)).toEqual(['/v1/messages']);
+    expect(got[0]!.headers['x-api-key']).toBe(ANTHROPIC_KEY);
+    expect(JSON.stringify(got[0]!.headers)).not.toContain(added.capability_token);
+    await cli(['client', 'remove', 'claude']);
+    await cli(['route', 'remove', 'anthropic']);
   });
 
   it('an echoing upstream cannot hand the key back: every byte the client gets is scrubbed', async () => {

@@ -220,6 +220,29 @@ export async function startTestUpstream(ca: TestCa, freshToken = 'fresh-access-t
           setTimeout(done, 10_000).unref();
           return;
         }
+        case '/v1/messages': {
+          // Anthropic's Messages API, as far as its SDK needs: x-api-key required.
+          const parsed = JSON.parse(body.toString('utf8') || '{}') as { model?: string };
+          if (req.headers['x-api-key'] === undefined) {
+            res.writeHead(401, { 'content-type': 'application/json' });
+            res.end('{"type":"error","error":{"type":"authentication_error","message":"x-api-key header is required"}}');
+            return;
+          }
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              id: 'msg_1',
+              type: 'message',
+              role: 'assistant',
+              model: parsed.model,
+              content: [{ type: 'text', text: 'Hello from upstream' }],
+              stop_reason: 'end_turn',
+              stop_sequence: null,
+              usage: { input_tokens: 1, output_tokens: 3 },
+            }),
+          );
+          return;
+        }
         case '/v1/chat/completions': {
           const parsed = JSON.parse(body.toString('utf8') || '{}') as { stream?: boolean; model?: string };
           if (req.headers.authorization === undefined) {
