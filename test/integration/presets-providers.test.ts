@@ -241,6 +241,29 @@ describe('gitlab preset', () => {
   });
 });
 
+describe('gitlab: a reused refresh token ends the grant', () => {
+  it('the emulation revokes the grant on reuse, and the proxy then reports needs_login instead of failing silently', async () => {
+    const port = await freePort();
+    const emu = await track(await startGitLabEmulation({ redirectUri: `http://127.0.0.1:${port}/callback` }));
+    const p = await presetProxy();
+    await p.addProvider({ name: 'gl', preset: 'gitlab', issuer: emu.base, clientId: emu.clientId, callbackPort: String(port) });
+    await loopbackLogin(p, emu, 'gl');
+    const firstRefresh = emu.secrets().filter((x) => !x.startsWith('dc_') && x !== emu.clientSecret);
+    expect(firstRefresh).toHaveLength(1);
+    await p.owner.call('refresh_token', { provider: 'gl' });
+    // Someone (not credproxy) presents the rotated-away refresh token: GitLab ends the whole grant.
+    const reuse = await fetch(`${emu.base}/oauth/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: firstRefresh[0]!, client_id: emu.clientId }),
+    });
+    expect(reuse.status).toBe(400);
+    expect(emu.violations).toHaveLength(1);
+    await expect(p.owner.call('refresh_token', { provider: 'gl' })).rejects.toMatchObject({ code: 'REAUTH_REQUIRED' });
+    expect((await p.owner.call('status', {})).accounts[0]).toMatchObject({ provider: 'gl', state: 'needs_login', account: emu.user.email });
+  });
+});
+
 describe('provider add --preset: what a user is told', () => {
   it('without --client-id says where to register, what to tick, the redirect URI, and the next command; google also needs the secret', async () => {
     const p = await presetProxy();
