@@ -13,11 +13,12 @@ describe('did you mean', () => {
     expect(closestNames('demoo', ['demo', 'demo-device', 'github'])).toEqual(['demo']);
     expect(closestNames('dem', ['demo', 'demo-device'])).toEqual(['demo', 'demo-device']);
     expect(closestNames('gh', ['github', 'gitlab'])).toEqual([]);
+    expect(closestNames('gitlab', ['github'])).toEqual([]);
     expect(closestNames('GitHub', ['github'])).toEqual(['github']);
   });
 
   it('says what exists when nothing is close', () => {
     expect(didYouMean('x', [], 'provider', 'credproxy provider list')).toBe(' — there are no providers yet');
-    expect(didYouMean('zzzz', ['a1', 'b2'], 'provider', 'credproxy provider list')).toBe(' — the providers are: a1, b2');
+    expect(didYouMean('zzzz', ['a1', 'b2'], 'provider', 'credproxy provider list')).toBe(' — the providers are: a1, b2 (`credproxy provider list`)');
   });
 });

@@ -30,7 +30,7 @@ export function editDistance(a: string, b: string, max = 3): number {
 /** The names close to `name` (case-insensitive; a prefix counts), closest first. */
 export function closestNames(name: string, candidates: readonly string[]): string[] {
   const lower = name.toLowerCase();
-  const limit = lower.length <= 3 ? 1 : 2;
+  const limit = lower.length <= 7 ? 1 : 2;
   return candidates
     .map((c) => ({ c, d: c.toLowerCase().startsWith(lower) || lower.startsWith(c.toLowerCase()) ? 0.5 : editDistance(lower, c.toLowerCase(), limit) }))
     .filter((x) => x.d <= limit && x.c !== name)
@@ -44,7 +44,7 @@ export function didYouMean(name: string, candidates: readonly string[], what: st
   if (close.length > 0) return ` — did you mean \`${close[0]}\`? (\`${listCommand}\` lists the ${what}s)`;
   if (candidates.length === 0) return ` — there are no ${what}s yet`;
   const shown = candidates.slice(0, 8).join(', ') + (candidates.length > 8 ? ', …' : '');
-  return ` — the ${what}s are: ${shown}`;
+  return ` — the ${what}s are: ${shown} (\`${listCommand}\`)`;
 }
 
 const MISSING_ACCOUNT = new Set(['NOT_FOUND', 'NOT_LOGGED_IN', 'PROVIDER_NOT_CONFIGURED']);
@@ -62,11 +62,12 @@ export async function explainMissingAccount(err: unknown, proxy: ProxyConnection
     const { providers } = await conn.client.call('list_providers', {});
     const { accounts } = await conn.client.call('status', {});
     const known = [...new Set([...providers, ...accounts.map((a) => a.provider)])].sort();
+    // Only a near miss is a typo worth a hint; otherwise the proxy's own message names the fix.
     if (!known.includes(provider)) {
-      hint = `no provider named ${provider}${didYouMean(provider, known, 'provider', 'credproxy provider list')}`;
+      if (closestNames(provider, known).length > 0) hint = `no provider named ${provider}${didYouMean(provider, known, 'provider', 'credproxy provider list')}`;
     } else if (bucket !== undefined) {
       const buckets = accounts.filter((a) => a.provider === provider).map((a) => a.bucket);
-      if (!buckets.includes(bucket) && buckets.length > 0) {
+      if (!buckets.includes(bucket) && closestNames(bucket, buckets).length > 0) {
         hint = `${provider} has no bucket ${bucket}${didYouMean(bucket, buckets, `bucket of ${provider}`, 'credproxy status')} — or log it in with \`credproxy login ${provider} --bucket ${bucket}\``;
       }
     }
