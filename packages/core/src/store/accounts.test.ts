@@ -129,7 +129,9 @@ describe('AccountService: a refreshed record the disk refuses is never dropped',
     await waitFor(async () => (await onDisk())?.token.refresh_token === 'rt-2');
     expect(accounts.hasPendingWrite(key)).toBe(false);
     expect(lines).toContainEqual(expect.objectContaining({ level: 'info', message: expect.stringMatching(/on disk now/) }));
-    // No lock left behind by the failed attempts.
+    // No lock left behind by the failed attempts (the write that landed releases its own lock
+    // just after the file appears: wait for that too).
+    await waitFor(async () => (await fs.readdir(path.join(dir, 'tokens', 'acme'))).length === 1);
     expect(await fs.readdir(path.join(dir, 'tokens', 'acme'))).toEqual(['default.json']);
   });
 
