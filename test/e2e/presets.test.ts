@@ -105,6 +105,8 @@ describe('credproxy provider presets / add --preset', () => {
 describe('credproxy login through presets', () => {
   it('github: the device flow names the account; status shows it; logout revokes', async () => {
     expect((await cli(['provider', 'add', 'gh', '--preset', 'github', '--issuer', github.base, '--client-id', github.clientId, '--client-secret-env', 'GH_SECRET'])).code).toBe(0);
+    const list = JSON.parse((await cli(['provider', 'list', '--json'])).stdout) as { providers: Array<Record<string, unknown>> };
+    expect(list.providers.find((x) => x.name === 'gh')).toMatchObject({ preset: 'github', flow: 'device_code', token_endpoint: `${github.base}/login/oauth/access_token` });
     const login = interactive(['login', 'gh']);
     const code = (await login.stderrUntil(/enter the code: (\S+)/))[1]!;
     github.approveDevice(code);

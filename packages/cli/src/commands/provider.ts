@@ -143,10 +143,16 @@ export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO):
 }
 
 export async function handleProviderList(options: CommonOptions, io: CliIO): Promise<number> {
-  const { ConfigSource } = await import('@credproxy/core');
+  const { ConfigSource, findPreset } = await import('@credproxy/core');
   const file = await configFile(io.env);
   const config = await asUsage(() => new ConfigSource(file).get());
-  const providers = [...config.providers.values()].map(summarize);
+  // A preset's provider is shown as the proxy uses it: the preset's flow, scopes and endpoints
+  // where the file leaves them out (an unknown preset is shown as written).
+  const resolved = (p: ProviderConfig): ProviderConfig => {
+    const preset = p.preset === undefined ? undefined : findPreset(p.preset);
+    return preset ? preset.resolve(p) : p;
+  };
+  const providers = [...config.providers.values()].map((p) => summarize(resolved(p)));
   printResult(io, options.json, { providers }, (d) => {
     if (d.providers.length === 0) return `no providers in ${file} — add one with \`credproxy provider add NAME --issuer URL --client-id ID\`\n`;
     return formatTable(
