@@ -22,6 +22,16 @@ describe('no silent acceptance', () => {
     expect(bad.stderr).toContain("invalid key name 'bad name'");
     expect(bad.stderr).not.toContain('API key for');
 
+    // client add: a grant of nothing is refused; grants naming nothing that exists are warned about.
+    const nothing = await run(layout, ['client', 'add', 'idle']);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toContain('would be granted nothing');
+    const typo = await run(layout, ['client', 'add', 'agent', '--provider', 'shrt', '--api-key', 'opneai']);
+    expect(typo.code, typo.stderr).toBe(0);
+    expect(typo.stdout).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(typo.stderr).toContain('warning: no provider or account named shrt yet — did you mean `short`?');
+    expect(typo.stderr).toContain('warning: no API key named opneai yet');
+
     const expired = await run(layout, ['login', 'imported', '--with-token'], { input: JSON.stringify({ access_token: 'x', expiry: 1000 }) });
     expect(expired.code).toBe(2);
     expect(expired.stderr).toContain('expired');

@@ -5,7 +5,9 @@ import { type AccountSpec, parseAccountSpec, parseDuration } from '../args.js';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
 import type { OpPayload, OpResult } from '../core-client.js';
 import { type CliIO, accountLabel, formatExpiry, formatTable, printJson } from '../output.js';
-import { withProxy } from '../proxy.js';
+import { UsageError } from '../exit-codes.js';
+import { type ProxyConnection, withProxy } from '../proxy.js';
+import { didYouMean } from '../suggest.js';
 
 export interface ClientAddOptions extends CommonOptions {
   name: string;
@@ -61,7 +63,17 @@ export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Pro
   if (options.routes !== undefined && options.routes.length > 0) payload.routes = options.routes;
   // HOST:PORT goes as written (the proxy takes only loopback and says so); anything else is a socket path.
   if (options.http !== undefined) payload.http = /^[^/]*:\d*$/.test(options.http) ? options.http : path.resolve(options.http);
-  const data = await withProxy(options.socket, io.env, (proxy) => proxy.call('client_add', payload));
+  if (payload.scopes.length === 0 && (payload.api_keys ?? []).length === 0 && payload.routes === undefined) {
+    throw new UsageError(
+      `client ${options.name} would be granted nothing — give it --provider P[:BUCKET], --api-key NAME or --route R (it can later ask for more with request_access)`,
+    );
+  }
+  const data = await withProxy(options.socket, io.env, async (proxy) => {
+    const warnings = await unknownGrants(proxy, payload);
+    const added = await proxy.call('client_add', payload);
+    for (const w of warnings) io.stderr.write(`credproxy: warning: ${w}\n`);
+    return added;
+  });
   if (options.json) {
     printJson(io, data);
   } else {
@@ -70,6 +82,31 @@ export async function handleClientAdd(options: ClientAddOptions, io: CliIO): Pro
     io.stderr.write(clientAddNotice(data));
   }
   return 0;
+}
+
+/**
+ * Grants that name nothing that exists yet: allowed (the account may be logged in later), but
+ * said, with a "did you mean" for a near miss — a typo here would fail only inside the sandbox.
+ */
+async function unknownGrants(proxy: ProxyConnection, payload: OpPayload<'client_add'>): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    const { providers } = await proxy.client.call('list_providers', {});
+    const { accounts } = await proxy.client.call('status', {});
+    const { keys } = await proxy.client.call('list_api_keys', {});
+    const known = [...new Set([...providers, ...accounts.map((a) => a.provider)])].sort();
+    for (const scope of payload.scopes) {
+      if (!known.includes(scope.provider)) {
+        out.push(`no provider or account named ${scope.provider} yet${didYouMean(scope.provider, known, 'provider', 'credproxy provider list')} — the client can use it once it exists`);
+      }
+    }
+    for (const key of payload.api_keys ?? []) {
+      if (!keys.includes(key)) out.push(`no API key named ${key} yet${didYouMean(key, keys, 'API key name', 'credproxy key list')} — add it with \`credproxy key set ${key}\``);
+    }
+  } catch {
+    // Only a courtesy: client_add itself says what is wrong.
+  }
+  return out;
 }
 
 export function formatClientList(data: OpResult<'client_list'>, nowMs = Date.now()): string {
