@@ -42,3 +42,26 @@ describe('no silent acceptance', () => {
     expect(imported.expiry).toBeGreaterThan(Math.floor(Date.now() / 1000) + 3500);
   });
 });
+
+describe('provider add checks discovery', () => {
+  it('refuses an issuer it cannot reach (naming --no-check), accepts a reachable one, and --no-check skips', async () => {
+    const { startTestAuthServer } = await import('@credproxy/testkit');
+    const as = await startTestAuthServer();
+    try {
+      const layout = makeLayout();
+      const down = await run(layout, ['provider', 'add', 'gone', '--issuer', 'http://127.0.0.1:9', '--client-id', 'x']);
+      expect(down.code).toBe(1);
+      expect(down.stderr).toContain('--no-check');
+      expect(down.stderr).toMatch(/127\.0\.0\.1:9/);
+      const list = await run(layout, ['provider', 'list', '--json']);
+      expect(JSON.parse(list.stdout).providers).toEqual([]);
+
+      expect((await run(layout, ['provider', 'add', 'gone', '--issuer', 'http://127.0.0.1:9', '--client-id', 'x', '--no-check'])).code).toBe(0);
+      const up = await run(layout, ['provider', 'add', 'acme', '--issuer', as.issuer, '--client-id', 'native']);
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stderr).toContain(`checked: ${as.issuer}`);
+    } finally {
+      await as.close();
+    }
+  });
+});

@@ -28,6 +28,7 @@ export { FileTokenStore } from './store/backends/file-tokens.js';
 export { PROVIDER_PRESETS, findPreset, summarizePreset, applyPreset } from './flows/presets/index.js';
 export type { ProviderPreset, PresetSummary } from './flows/presets/index.js';
 export { CallbackRouter } from './flows/callback-router.js';
+export { checkProviderDiscovery } from './flows/providers.js';
 export { isRunning } from './util/process.js';
 export { readOpenFilesLimit, DESCRIPTORS_RESERVED } from './util/fd-limit.js';
 export { createPeerCredentialReader } from './server/peer-credentials.js';

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { PresetSummary, ProviderConfig, ProviderPreset } from '@credproxy/core';
 import { type CommandContext, type CommonOptions, dataOptions } from '../command-kit.js';
-import { ExitCode, UsageError } from '../exit-codes.js';
+import { CliError, ExitCode, UsageError } from '../exit-codes.js';
 import { type CliIO, formatTable, printResult } from '../output.js';
 import { assertFlow } from './login.js';
 
@@ -26,6 +26,8 @@ export interface ProviderAddOptions extends CommonOptions {
   flow?: string;
   redirectUri?: string;
   callbackPort?: string;
+  /** false with --no-check: skip fetching the discovery document now. */
+  check?: boolean;
 }
 
 /** What `provider list --json` shows of a provider: never a client secret. */
@@ -120,8 +122,9 @@ export function summarize(p: ProviderConfig): ProviderSummary {
 }
 
 export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO): Promise<number> {
-  const { addProviderToConfig, parseProvider, findPreset, PROVIDER_PRESETS } = await import('@credproxy/core');
+  const { addProviderToConfig, checkProviderDiscovery, parseProvider, findPreset, PROVIDER_PRESETS } = await import('@credproxy/core');
   let provider: ProviderConfig;
+  let parsed: ProviderConfig | undefined;
   if (options.preset !== undefined) {
     const preset = findPreset(options.preset);
     if (!preset) throw new UsageError(`there is no preset named ${options.preset} — the presets are ${[...PROVIDER_PRESETS.keys()].join(', ')} (see \`credproxy provider presets\`)`);
@@ -132,9 +135,18 @@ export async function handleProviderAdd(options: ProviderAddOptions, io: CliIO):
   }
   const file = await configFile(io.env);
   await asUsage(async () => {
-    parseProvider(provider.name, summarize(provider), file);
-    await addProviderToConfig(file, provider);
+    parsed = parseProvider(provider.name, summarize(provider), file);
   });
+  if (options.check !== false) {
+    // Discovery now, not at the first login: an issuer that cannot be reached is a typo or a
+    // network problem the user can fix while they are looking at it.
+    const issuer = await checkProviderDiscovery(parsed!, { env: io.env }).catch((err: unknown) => {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new CliError(`${why} — check the issuer URL (and that it is reachable from here), or add it anyway with --no-check`);
+    });
+    if (issuer !== undefined) io.stderr.write(`checked: ${issuer} answers its discovery document\n`);
+  }
+  await asUsage(() => addProviderToConfig(file, provider));
   printResult(io, options.json, { provider: summarize(provider) }, () => {
     const via = provider.preset !== undefined ? ` (preset ${provider.preset}, flow ${provider.flow})` : '';
     return `added provider ${provider.name}${via} to ${file} — log in with \`credproxy login ${provider.name}\`\n`;
@@ -216,7 +228,8 @@ export function register(program: Command, ctx: CommandContext): void {
       .option('--scope <scope>', 'a scope to request (repeat for more)', collect)
       .option('--flow <flow>', 'pkce_redirect (default), device_code or browser_redirect')
       .option('--redirect-uri <uri>', 'redirect URI (loopback for pkce_redirect; the code page for browser_redirect)')
-      .option('--callback-port <port>', 'fixed loopback port for pkce_redirect'),
+      .option('--callback-port <port>', 'fixed loopback port for pkce_redirect')
+      .option('--no-check', "don't fetch the issuer's discovery document now (it is fetched at the first login)"),
   ).action(async (name: string, opts: Omit<ProviderAddOptions, 'name'>) => {
     ctx.exitCode = await handleProviderAdd({ name, ...opts }, ctx.io);
   });

@@ -1,8 +1,8 @@
 /**
  * Configured providers as OAuthProvider objects, rebuilt when the config file changes.
  */
-import type { ConfigSource, CredproxyConfig } from '../config/config-file.js';
-import type { Clock } from '../util/clock.js';
+import type { ConfigSource, CredproxyConfig, ProviderConfig } from '../config/config-file.js';
+import { type Clock, systemClock } from '../util/clock.js';
 import { providerNotConfigured } from './errors.js';
 import { type FetchLike, OAuthProvider } from './oauth-provider.js';
 import { applyPreset } from './presets/index.js';
@@ -63,4 +63,18 @@ export class ProviderDirectory implements ProviderCatalog {
     if (!provider) throw providerNotConfigured(name);
     return provider;
   }
+}
+
+/**
+ * Whether a provider's discovery document can be fetched and read as the proxy will at its first
+ * login (`provider add` checks it; `--no-check` skips). Resolves with the issuer checked, or
+ * undefined for a provider without discovery (explicit endpoints); throws the proxy's own error
+ * (UPSTREAM_UNAVAILABLE, FLOW_INITIATION_FAILED, …) naming what failed.
+ */
+export async function checkProviderDiscovery(pc: ProviderConfig, options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<string | undefined> {
+  const { config: resolved, quirks } = applyPreset(pc);
+  if (resolved.issuer === undefined) return undefined;
+  const provider = new OAuthProvider(resolved, { clock: systemClock, timeoutMs: options.timeoutMs ?? 5_000, ...(options.env ? { env: options.env } : {}) }, quirks);
+  await provider.metadata();
+  return resolved.issuer;
 }
