@@ -278,15 +278,17 @@ class RedisTokenStore extends RedisRecordStore<AccountKey, AccountRecord> implem
     const owner = `${os.hostname()}:${process.pid}:${randomBytes(8).toString('hex')}`;
     const ttl = this.s.lockTtlMs;
     const deadline = Date.now() + Math.max(LOCK_WAIT_MS, ttl * 2);
-    let wait = 5;
+    let wait = 2;
     for (;;) {
       const got = await this.call(() => this.s.client.set(lockKey, owner, 'PX', ttl, 'NX'));
       if (got === 'OK') break;
       if (Date.now() > deadline) {
         throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${key.provider}/${key.bucket} is locked by another credproxy of the fleet that has not finished a refresh — try again`);
       }
+      // A waiter polls (one per account per proxy: the account service single-flights), short
+      // enough that the fleet hears of a finished refresh within a few milliseconds.
       await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
-      wait = Math.min(wait * 1.5, 50);
+      wait = Math.min(wait * 1.5, 15);
     }
     const timer = setInterval(() => {
       void this.s.client.cpExtend(lockKey, owner, ttl).catch(() => undefined);
