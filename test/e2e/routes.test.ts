@@ -213,8 +213,13 @@ describe('an API-key route through the built CLI', () => {
   });
 
   it('audit lines name client, route, method, path without query, status, bytes — never a header value', async () => {
-    const audit = await fs.readFile(path.join(layout.dir, 'data', 'audit.log'), 'utf8').catch(() => '');
-    // The log is written in batches.
+    // The log is written in batches (at most 100 ms after a line): wait for the request's line.
+    const file = path.join(layout.dir, 'data', 'audit.log');
+    let audit = '';
+    for (const deadline = Date.now() + 5_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 50))) {
+      audit = await fs.readFile(file, 'utf8').catch(() => '');
+      if (audit.split('\n').some((l) => l.includes('"op":"http"') && l.includes('/v1/echo'))) break;
+    }
     const lines = audit.split('\n').filter((l) => l.includes('"op":"http"'));
     expect(lines.length).toBeGreaterThan(0);
     const line = JSON.parse(lines.find((l) => l.includes('/v1/echo'))!) as Record<string, unknown>;
