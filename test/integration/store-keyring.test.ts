@@ -15,16 +15,6 @@ import { proxyLayout, removeTempDirs, tempDir } from '../support/temp.js';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 afterAll(() => removeTempDirs());
 
-function has(bin: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${bin}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const keyringAvailable = has('dbus-run-session') && has('gnome-keyring-daemon');
-
 /** Start a proxy (built core) inside one D-Bus session with an unlocked keyring, run `steps`, print JSON lines. */
 const CHILD = `
 import { resolvePaths, startProxy, ProxyClient } from '@credproxy/core';
@@ -59,7 +49,8 @@ function inKeyringSession(args: string[], home: string): Promise<{ code: number;
 }
 
 describe('OS keyring key source', () => {
-  it.skipIf(!keyringAvailable)('a Secret Service keyring wraps the data key: no key file is made, the store opens again from the keyring', async () => {
+  // gnome-keyring and dbus are test prerequisites (README; .ci/run installs them): no skip.
+  it('a Secret Service keyring wraps the data key: no key file is made, the store opens again from the keyring', async () => {
     const dir = await tempDir();
     const home = await tempDir('cph-');
     const layout = proxyLayout(dir);
