@@ -3,7 +3,7 @@
  * unlocked) on a private D-Bus session (dbus-run-session), the proxy started inside it. Where
  * none can run, only the refusal is tested (key file and passphrase: store-encryption.test.ts).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
