@@ -3,10 +3,12 @@
  * re-read when the file changes (as providers are), so `credproxy route add|remove` reaches a
  * running proxy without a restart. Also the config-file edits the CLI's `route` commands make.
  */
-import { statSync } from 'node:fs';
+import { lstatSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { type ConfigSource, ConfigError, editConfigFile, isReservedConfigName } from '../config/config-file.js';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { isPlainObject } from '../protocol/validate.js';
+import { DirWatch } from '../store/backends/dir-watch.js';
 import { resolveRoute, validateRouteConfig, type ResolvedRoute, type RouteConfig } from './route-config.js';
 
 /** Routes known to the proxy (from the config file). */
@@ -38,17 +40,45 @@ export class RouteCatalog implements RouteCatalogView {
   /** The config file's identity when #routes was resolved from it. */
   #stamp: string | undefined;
 
-  constructor(config: ConfigSource) {
+  /** Reports changes in the config file's directory; while live, no request needs a stat. */
+  readonly #watch: DirWatch | undefined;
+  /** Something in the directory changed since the file was last checked. */
+  #dirty = true;
+  /** The config file is a symbolic link: its target may change with no event here. */
+  #linked = false;
+
+  /**
+   * `watch`: follow the config file's directory (fs.watch), so a request checks the file only
+   * after a change. Without it — or while watching is unavailable — every request stats it.
+   */
+  constructor(config: ConfigSource, options: { watch?: boolean } = {}) {
     this.#config = config;
+    if (options.watch) {
+      const base = path.basename(config.file);
+      this.#watch = new DirWatch(path.dirname(config.file), (name) => {
+        if (name === null || name === base) this.#dirty = true;
+      });
+    }
   }
 
   all(): Promise<ReadonlyMap<string, ResolvedRoute>> {
-    // Every request asks, so a removed route ends at once. A synchronous stat costs
-    // microseconds; an async one is a thread-pool round trip per request (measured: most of the
-    // time credproxy added to a forwarded request).
+    // Every request asks, so a removed route ends at once: `credproxy route remove` edits the
+    // file, and the next request must not use the route. With the directory watched, a request
+    // after no change costs nothing; else a synchronous stat (microseconds — an async one is a
+    // thread-pool round trip per request, once most of the time credproxy added to a request).
+    const unchanged = !this.#dirty && !this.#linked && this.#watch?.live === true;
+    if (unchanged && this.#stamp !== undefined && this.#inflight === undefined) return Promise.resolve(this.#routes);
+    this.#dirty = false;
+    if (this.#watch !== undefined) this.#linked = isSymlink(this.#config.file);
     const stamp = fileStamp(this.#config.file);
     if (stamp !== undefined && stamp === this.#stamp && this.#inflight === undefined) return Promise.resolve(this.#routes);
-    this.#inflight ??= this.#read(stamp).finally(() => (this.#inflight = undefined));
+    this.#inflight ??= this.#read(stamp)
+      .catch((err: unknown) => {
+        // A file that failed is read again by the next request, changed or not.
+        this.#dirty = true;
+        throw err;
+      })
+      .finally(() => (this.#inflight = undefined));
     return this.#inflight;
   }
 
@@ -61,6 +91,11 @@ export class RouteCatalog implements RouteCatalogView {
     // The stamp taken before the read: a change landing meanwhile is seen on the next request.
     this.#stamp = stamp;
     return this.#routes;
+  }
+
+  /** Stop watching the config directory. */
+  close(): void {
+    this.#watch?.close();
   }
 
   /** Whether the routes last read have `name` (after all() or forRequests()). */
@@ -92,6 +127,14 @@ function fileStamp(file: string): string | undefined {
     return `${st.mtimeNs}:${st.size}:${st.ino}`;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'missing' : undefined;
+  }
+}
+
+function isSymlink(file: string): boolean {
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
   }
 }
 

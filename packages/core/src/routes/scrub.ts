@@ -170,6 +170,11 @@ export class SecretScrubber {
   createStream(): ScrubStream {
     return new ScrubStream(this);
   }
+
+  /** The same scrubbing without a stream: the caller feeds chunks and writes what comes out. */
+  createBody(): BodyScrubber {
+    return new BodyScrubber(this);
+  }
 }
 
 /** `buf` with the marked bytes replaced by MASK: `buf` itself when none is marked, else a copy. */
@@ -186,27 +191,33 @@ function applyMask(buf: Buffer, mask: Uint8Array | undefined, end = buf.length):
   return out ?? view;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 /**
+ * The scrubbing of one body, chunk by chunk, with no stream around it: `write` hands on at once
+ * everything that cannot be the start of a pattern and holds back the rest; `end` hands on what
+ * is held. The forwarder drives it from the upstream body's 'data' events (a Transform and two
+ * pipes per response cost more than the scrubbing itself); ScrubStream wraps it as a stream.
+ *
  * The held tail is kept as upstream sent it, with its marks beside it: a short pattern masked
  * inside the tail must not hide the start of a longer one that completes with the next chunk.
  * So the output equals scrubbing the whole body at once, whatever the chunking.
  */
-export class ScrubStream extends Transform {
+export class BodyScrubber {
   readonly #scrubber: SecretScrubber;
-  #tail: Buffer = Buffer.alloc(0);
+  #tail: Buffer = EMPTY;
   #tailMask: Uint8Array | undefined;
-  /** Bytes passed on, after scrubbing. */
+  /** Bytes handed on, after scrubbing. */
   bytesOut = 0;
 
   constructor(scrubber: SecretScrubber) {
-    super();
     this.#scrubber = scrubber;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+  /** Scrub `chunk`; what may pass now goes to `emit`, in order (none, one or two buffers). */
+  write(chunk: Buffer, emit: (out: Buffer) => void): void {
     if (this.#tail.length > 0 && chunk.length >= this.#scrubber.maxPatternLength) {
-      this.#transformLarge(chunk);
-      callback();
+      this.#writeLarge(chunk, emit);
       return;
     }
     const raw = this.#tail.length === 0 ? chunk : Buffer.concat([this.#tail, chunk]);
@@ -219,13 +230,24 @@ export class ScrubStream extends Transform {
     const held = this.#scrubber.heldTailLength(raw);
     const cut = raw.length - held;
     // Copies, so a held tail never pins a large chunk in memory.
-    this.#tail = held === 0 ? Buffer.alloc(0) : Buffer.from(raw.subarray(cut));
+    this.#tail = held === 0 ? EMPTY : Buffer.from(raw.subarray(cut));
     this.#tailMask = held === 0 || mask === undefined ? undefined : mask.slice(cut);
     if (cut > 0) {
       this.bytesOut += cut;
-      this.push(applyMask(raw, mask, cut));
+      emit(applyMask(raw, mask, cut));
     }
-    callback();
+  }
+
+  /** The body ended: what was held back goes to `emit`. */
+  end(emit: (out: Buffer) => void): void {
+    const tail = this.#tail;
+    const mask = this.#tailMask;
+    this.#tail = EMPTY;
+    this.#tailMask = undefined;
+    if (tail.length > 0) {
+      this.bytesOut += tail.length;
+      emit(applyMask(tail, mask));
+    }
   }
 
   /**
@@ -234,7 +256,7 @@ export class ScrubStream extends Transform {
    * span the two lie within the tail and the chunk's first maxPatternLength - 1 bytes, and the
    * suffix to hold back lies within the chunk. Same output as the concatenating path.
    */
-  #transformLarge(chunk: Buffer): void {
+  #writeLarge(chunk: Buffer, emit: (out: Buffer) => void): void {
     const tail = this.#tail;
     const edge = this.#scrubber.maxPatternLength - 1;
     const boundary = Buffer.concat([tail, chunk.subarray(0, edge)]);
@@ -255,20 +277,38 @@ export class ScrubStream extends Transform {
     }
     const held = this.#scrubber.heldTailLength(chunk);
     const cut = chunk.length - held;
-    this.#tail = held === 0 ? Buffer.alloc(0) : Buffer.from(chunk.subarray(cut));
+    this.#tail = held === 0 ? EMPTY : Buffer.from(chunk.subarray(cut));
     this.#tailMask = held === 0 || chunkMask === undefined ? undefined : chunkMask.slice(cut);
     this.bytesOut += tail.length + cut;
-    this.push(applyMask(tail, boundaryMask));
-    if (cut > 0) this.push(applyMask(chunk, chunkMask, cut));
+    emit(applyMask(tail, boundaryMask));
+    if (cut > 0) emit(applyMask(chunk, chunkMask, cut));
+  }
+}
+
+/** A BodyScrubber as a Transform stream. */
+export class ScrubStream extends Transform {
+  readonly #body: BodyScrubber;
+  readonly #emit = (out: Buffer): void => {
+    this.push(out);
+  };
+
+  constructor(scrubber: SecretScrubber) {
+    super();
+    this.#body = new BodyScrubber(scrubber);
+  }
+
+  /** Bytes passed on, after scrubbing. */
+  get bytesOut(): number {
+    return this.#body.bytesOut;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#body.write(chunk, this.#emit);
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.#tail.length > 0) {
-      this.bytesOut += this.#tail.length;
-      this.push(applyMask(this.#tail, this.#tailMask));
-    }
-    this.#tail = Buffer.alloc(0);
-    this.#tailMask = undefined;
+    this.#body.end(this.#emit);
     callback();
   }
 }

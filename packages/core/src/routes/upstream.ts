@@ -7,6 +7,7 @@
  * them and exists for in-process tests.
  */
 import dns from 'node:dns';
+import type { EventEmitter } from 'node:events';
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import { buildConnector, Pool, type Dispatcher } from 'undici';
@@ -38,6 +39,12 @@ export const DEFAULT_HEADERS_TIMEOUT_MS = 10 * 60_000;
 export const DEFAULT_BODY_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
+/**
+ * What cancels an upstream request: an AbortSignal, or an EventEmitter that emits 'abort' and
+ * says whether it has (undici accepts both; the emitter is cheaper to make per request).
+ */
+export type Cancellation = AbortSignal | (EventEmitter & { readonly aborted: boolean });
+
 export interface UpstreamRequest {
   method: string;
   /** Path and query, starting with `/`. */
@@ -45,7 +52,7 @@ export interface UpstreamRequest {
   headers: Record<string, string | string[]>;
   /** null: no body. A stream is consumed with backpressure. */
   body: Readable | Buffer | null;
-  signal: AbortSignal;
+  signal: Cancellation;
 }
 
 export interface UpstreamResponse {

@@ -163,7 +163,8 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     });
     // Fail at start, naming the file and field, rather than at the first login.
     await providers.config();
-    const routes = new RouteCatalog(configSource);
+    const routes = new RouteCatalog(configSource, { watch: true });
+    closeOnFailure.push(() => routes.close());
     await routes.all();
     const refresher = new RefreshCoordinator({ providers, clock, logger });
     const accounts = new AccountService({ store, clock, refresher, logger });
@@ -241,6 +242,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         access.close();
         renewal.close();
         apiKeys.close();
+        routes.close();
         await host?.closeAll();
         await upstream.close();
         // A refreshed token the disk refused so far gets one last write.
