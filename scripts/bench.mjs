@@ -6,7 +6,11 @@
 //  - get_token and get_api_key throughput and p50/p99 latency at 1, 16 and 64 connections: the
 //    proxy (`credproxy serve`) against a floor server (canned frames on a Unix socket), both in
 //    their own processes, load from separate client processes;
-//  - proxy RSS idle and with 10k pending login sessions;
+//  - connection per request at 1 and 16 concurrent callers (scripts/bench/connect-client.mjs:
+//    connect, handshake, one get_token, close — what a process-per-call tool pays): the proxy
+//    against the floor doing the same per-connection work;
+//  - proxy RSS idle, after the load above (against the floor's after the same load) and with 10k
+//    pending login sessions;
 //  - `credproxy token` wall time against a bare `node -e 0`;
 //  - token endpoint calls for 100 concurrent get_token on an expired token (real oidc-provider).
 //  - the Redis store (scripts/bench/redis-bench.mjs): cached get_token from a Redis-backed proxy
@@ -81,6 +85,14 @@ function load(socketPath, conns, op = 'get_token') {
   return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
 }
 
+/** Connection per request: CALLERS concurrent loops of connect, handshake, one get_token, close. */
+function connectLoad(socketPath, callers) {
+  const r = spawnSync(process.execPath, [path.join(here, 'bench', 'connect-client.mjs'), socketPath, String(callers), String(SECONDS), 'bench'], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`connect client failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout);
+  return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
+}
+
 function best(samples) {
   return samples.reduce((a, b) => (b.rps > a.rps ? b : a));
 }
@@ -118,8 +130,9 @@ try {
   );
   say('starting the proxy (credproxy serve) and the floor server…');
   const proxyProc = start([BIN, 'serve']);
-  const floorProc = start([path.join(here, 'bench', 'floor-server.mjs'), floorSocket]);
   const owner = await waitForSocket(env.CREDPROXY_SOCKET);
+  // The floor answers a handshake with the proxy's own answer, canned: the same bytes per connection.
+  const floorProc = start([path.join(here, 'bench', 'floor-server.mjs'), floorSocket, JSON.stringify(owner.handshake)]);
   (await waitForSocket(floorSocket)).close();
   await owner.call('save_token', { provider: 'bench', token: { access_token: 'bench-access-token', refresh_token: 'bench-refresh', expiry: Math.floor(Date.now() / 1000) + 86_400 } });
   await owner.call('set_api_key', { name: 'bench', key: BENCH_API_KEY });
@@ -145,7 +158,23 @@ try {
   };
   const throughput = measure('get_token');
   const keyThroughput = measure('get_api_key');
+  const perConnection = {};
+  for (const callers of [1, 16]) {
+    const floor = [];
+    const proxy = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      floor.push(connectLoad(floorSocket, callers));
+      proxy.push(connectLoad(env.CREDPROXY_SOCKET, callers));
+    }
+    const f = best(floor);
+    const p = best(proxy);
+    perConnection[callers] = { floor: f, proxy: p, ratio: p.rps / f.rps };
+    say(`connect+get_token @${String(callers).padStart(2)} callers: proxy ${Math.round(p.rps)} calls/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} calls/s (p50 ${f.p50Ms.toFixed(3)} ms, p99 ${f.p99Ms.toFixed(3)} ms) → ${(p.rps / f.rps).toFixed(2)}×`);
+  }
+  // Both have now served the same load; the proxy's RSS against the floor's.
+  await new Promise((r) => setTimeout(r, 500));
   const loadedRss = rssMb(proxyProc.pid);
+  const floorLoadedRss = rssMb(floorProc.pid);
 
   say('100 concurrent get_token on an expired token against a real authorization server…');
   const init = await owner.call('oauth_initiate', { provider: 'rt' });
@@ -195,6 +224,9 @@ try {
     { name: 'get_token p99 @16 conns < 2 ms', value: throughput[16].proxy.p99Ms, met: throughput[16].proxy.p99Ms < 2, unit: 'ms' },
     { name: 'get_api_key throughput @1 conn ≥ 0.8× floor', value: keyThroughput[1].ratio, met: keyThroughput[1].ratio >= 0.8, unit: '×' },
     { name: 'get_api_key throughput @16 conns ≥ 0.8× floor', value: keyThroughput[16].ratio, met: keyThroughput[16].ratio >= 0.8, unit: '×' },
+    { name: 'connection per request @1 caller ≥ 0.8× floor', value: perConnection[1].ratio, met: perConnection[1].ratio >= 0.8 && perConnection[1].proxy.errors === 0, unit: '×' },
+    { name: 'connection per request @16 callers ≥ 0.8× floor', value: perConnection[16].ratio, met: perConnection[16].ratio >= 0.8 && perConnection[16].proxy.errors === 0, unit: '×' },
+    { name: 'RSS after load ≤ 1.5× the floor\'s', value: loadedRss / floorLoadedRss, met: loadedRss / floorLoadedRss <= 1.5, unit: '×' },
     { name: 'idle RSS < 60 MB', value: idleRss, met: idleRss < 60, unit: 'MB' },
     { name: 'RSS with 10k pending sessions < 120 MB', value: sessionsRss, met: sessionsRss < 120, unit: 'MB' },
     { name: '`credproxy token` ≤ 1.3× `node -e 0`', value: tokenMs / nodeMs, met: tokenMs / nodeMs <= 1.3, unit: '×' },
@@ -211,7 +243,8 @@ try {
     machine: { cpus: os.cpus().length, node: process.version, seconds_per_round: SECONDS, rounds: ROUNDS },
     get_token: throughputReport(throughput),
     get_api_key: throughputReport(keyThroughput),
-    rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
+    connection_per_request: throughputReport(perConnection),
+    rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, floor_after_load: floorLoadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
     cli_token: { node_e0_ms: Number(nodeMs.toFixed(1)), credproxy_token_ms: Number(tokenMs.toFixed(1)), ratio: Number((tokenMs / nodeMs).toFixed(3)) },
     refresh: { concurrent_requests: 100, served, refresh_grants_at_server: refreshGrants },
     ...(redisStore ? { redis_store: redisStore } : {}),
@@ -220,7 +253,7 @@ try {
   if (json) {
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } else {
-    process.stdout.write(`\nRSS: proxy idle ${idleRss} MB (floor ${floorIdleRss} MB), after load ${loadedRss} MB, after the refresh test ${refreshedRss} MB, with 10k pending sessions ${sessionsRss} MB\n`);
+    process.stdout.write(`\nRSS: proxy idle ${idleRss} MB (floor ${floorIdleRss} MB), after load ${loadedRss} MB (floor ${floorLoadedRss} MB), after the refresh test ${refreshedRss} MB, with 10k pending sessions ${sessionsRss} MB\n`);
     process.stdout.write(`credproxy token: ${tokenMs.toFixed(1)} ms vs node -e 0: ${nodeMs.toFixed(1)} ms → ${(tokenMs / nodeMs).toFixed(2)}×\n`);
     process.stdout.write(`refresh: 100 concurrent get_token on an expired token → ${refreshGrants} grant(s) at the server, ${served}/100 served\n\n`);
     for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
