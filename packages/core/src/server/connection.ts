@@ -17,7 +17,7 @@ import { HANDSHAKE_TIMEOUT_MS, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME
 import { isPlainObject } from '../protocol/validate.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import { ALL_OPS, findHandler, type DispatchedOp } from './dispatch.js';
-import { type AdmitIdentity, alreadyHandshaken, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
+import { type AdmitIdentity, alreadyHandshaken, encodeHandshakeOk, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
 import { LOCKED_OPS, lockedError } from './handlers/panic.js';
 import { OpRunner } from './op-runner.js';
 
@@ -181,7 +181,8 @@ export class Connection {
     clearTimeout(this.#handshakeTimer);
     clearTimeout(this.#idleTimer);
     clearTimeout(this.#expiryTimer);
-    this.#ops.abortAll();
+    // Most connections close with nothing in flight (a one-shot caller has its answer).
+    if (this.#ops.size > 0) this.#ops.abortAll();
   }
 
   #send(frame: object): void {
@@ -291,7 +292,7 @@ export class Connection {
     this.#decoder.setMaxFrameBytes(this.#maxFrameBytes);
     if (identity.kind === 'client') this.#armClientTimers(identity.client);
     this.#auditHandshake('ok', identityName(identity));
-    this.#send(handshakeAnswerFrame(rawId, outcome));
+    if (!this.#socket.destroyed && this.#socket.writable) this.#write(encodeHandshakeOk(rawId, outcome));
   }
 
   /**

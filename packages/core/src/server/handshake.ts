@@ -5,6 +5,7 @@
  */
 import { type Identity, identityName } from '../clients/policy.js';
 import { describePeerValue } from '../protocol/envelope.js';
+import { encodeFrame } from '../protocol/codec.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { PROTOCOL_VERSION } from '../protocol/limits.js';
 import type { HandshakeResult } from '../protocol/ops.js';
@@ -99,6 +100,28 @@ export function handshakeAnswerFrame(rawId: unknown, outcome: { ok: true; data: 
   const frame: Record<string, unknown> = { ...toErrorFrame(outcome.error, echo ?? null) };
   if (echo === undefined) delete frame.id;
   return frame;
+}
+
+/** Encoded answers kept (one per identity that connects: the owner, each client); then cleared. */
+const ANSWER_CACHE_ENTRIES = 256;
+const answerCache = new Map<string, Buffer>();
+
+/**
+ * The encoded answer to a successful handshake: the same bytes as encodeFrame of
+ * handshakeAnswerFrame. Without an id to echo it depends only on the server, the identity's kind
+ * (which ops) and its name, so it is encoded once per identity rather than once per connection
+ * (a process-per-call client connects for every request). A cached buffer is only ever written.
+ */
+export function encodeHandshakeOk(rawId: unknown, outcome: { ok: true; identity: Identity; data: HandshakeResult }): Buffer {
+  if (typeof rawId === 'string') return encodeFrame(handshakeAnswerFrame(rawId, outcome));
+  const key = `${outcome.identity.kind}\n${outcome.data.server}\n${outcome.data.client}`;
+  let bytes = answerCache.get(key);
+  if (bytes === undefined) {
+    bytes = encodeFrame(handshakeAnswerFrame(undefined, outcome));
+    if (answerCache.size >= ANSWER_CACHE_ENTRIES) answerCache.clear();
+    answerCache.set(key, bytes);
+  }
+  return bytes;
 }
 
 export function alreadyHandshaken(): ProxyError {

