@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { verifyAuditChain } from './audit-chain.js';
 import { AuditLog } from './audit-log.js';
 
 let dir: string;
@@ -105,4 +106,26 @@ it('writes the pending repeat counts on close', async () => {
   for (let i = 0; i < 3; i++) log.op('box', 'x', 'UNKNOWN_OP', undefined, undefined, 1, 7);
   await log.close();
   expect(lines(file).map((l) => l.repeat)).toEqual([undefined, 2]);
+});
+
+it('chains the lines of a turn after it, in the order recorded and with the time each was recorded', async () => {
+  const file = path.join(dir, 'audit.log');
+  let now = 1_790_000_000_000;
+  const log = new AuditLog({ file, clock: { now: () => now } });
+  log.record({ event: 'connect', client: 'none', op: 'connect', outcome: 'ok', pid: 1, uid: 0 });
+  now += 5;
+  log.record({ event: 'handshake', client: 'owner', op: 'handshake', outcome: 'ok', pid: 1 });
+  // flush() writes what this turn recorded so far; the turn goes on recording.
+  await log.flush();
+  expect(lines(file).map((l) => l.event)).toEqual(['connect', 'handshake']);
+  now += 5;
+  log.op('owner', 'get_token', 'ok', 'gh', undefined, 0.1, 1);
+  log.record({ event: 'handshake', client: 'none', op: 'handshake', outcome: 'UNAUTHORIZED', pid: 2 });
+  now += 1000;
+  await new Promise((r) => setImmediate(r));
+  await log.close();
+  const all = lines(file);
+  expect(all.map((l) => [l.event, l.outcome])).toEqual([['connect', 'ok'], ['handshake', 'ok'], ['op', 'ok'], ['handshake', 'UNAUTHORIZED']]);
+  expect(all.map((l) => Date.parse(l.ts as string) - 1_790_000_000_000)).toEqual([0, 5, 10, 10]);
+  expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 4, fromGenesis: true });
 });

@@ -7,6 +7,10 @@
  * A peer must not be able to rotate the history away or pin memory through it: every string is
  * capped (MAX_FIELD_CHARS, truncation marked), and a failure line repeated within a second is
  * written once, then counted (`"repeat": N` on one line when the second is over).
+ *
+ * A line is chained and encoded at the end of the event-loop turn that recorded it (setImmediate),
+ * after the answers of that turn went out: its SHA-256 and encoding are not in a request's
+ * latency, and the order of the lines is the order they were recorded in.
  */
 import { closeSync, constants as fsConstants, openSync, readSync, renameSync, statSync, writeSync } from 'node:fs';
 import type { Clock } from '../util/clock.js';
@@ -86,8 +90,9 @@ export interface AuditLogOptions {
 export class AuditLog implements AuditSink {
   readonly #o: Required<AuditLogOptions>;
   /**
-   * Lines are encoded into this buffer as they come, so no line string outlives its op: queued
-   * strings survived garbage collections, which made V8 grow its young generation under load.
+   * Lines are encoded into this buffer at the end of the turn that recorded them, so no line
+   * string outlives its turn: strings queued until the batch was written survived garbage
+   * collections, which made V8 grow its young generation under load.
    */
   readonly #buffer = Buffer.allocUnsafe(FLUSH_BYTES);
   #used = 0;
@@ -107,6 +112,11 @@ export class AuditLog implements AuditSink {
   #prev: string;
   /** Batches an append refused (a full disk, no descriptors), retried first; bounded in bytes. */
   readonly #unwritten: Buffer[] = [];
+  /** Lines recorded in this turn of the event loop, not chained yet: their times and bodies. */
+  readonly #pendingAt: number[] = [];
+  readonly #pendingBody: string[] = [];
+  #chainSoon: NodeJS.Immediate | undefined;
+  readonly #chainPending = (): void => this.#chainAll();
 
   constructor(options: AuditLogOptions) {
     this.#o = { maxBytes: 10 * 1024 * 1024, keep: AUDIT_KEEP, ...options };
@@ -189,9 +199,28 @@ export class AuditLog implements AuditSink {
     this.#repeatChars = 0;
   }
 
-  /** Add `{"ts":…` + body + `}` as a line to the batch. */
+  /** Record a line (its time is now); it is chained at the end of this event-loop turn. */
   #push(body: string): void {
-    const now = this.#o.clock.now();
+    this.#pendingAt.push(this.#o.clock.now());
+    this.#pendingBody.push(body);
+    this.#chainSoon ??= setImmediate(this.#chainPending);
+  }
+
+  /** Chain and encode the recorded lines, in the order they were recorded. */
+  #chainAll(): void {
+    if (this.#chainSoon) {
+      clearImmediate(this.#chainSoon);
+      this.#chainSoon = undefined;
+    }
+    const at = this.#pendingAt;
+    const bodies = this.#pendingBody;
+    for (let i = 0; i < bodies.length; i++) this.#chain(at[i]!, bodies[i]!);
+    at.length = 0;
+    bodies.length = 0;
+  }
+
+  /** Add `{"ts":…` + body + `}` as a line to the batch. */
+  #chain(now: number, body: string): void {
     if (now !== this.#tsAt) {
       this.#tsAt = now;
       this.#ts = `{"ts":"${new Date(now).toISOString()}"`;
@@ -271,11 +300,13 @@ export class AuditLog implements AuditSink {
   /** Everything recorded so far, repeat counts included, is on disk when this returns. */
   async flush(): Promise<void> {
     this.#endRepeatWindow();
+    this.#chainAll();
     this.#write();
   }
 
   async close(): Promise<void> {
     this.#endRepeatWindow();
+    this.#chainAll();
     this.#write();
   }
 
