@@ -14,6 +14,7 @@ import { pipeline, Readable, Transform, type TransformCallback } from 'node:stre
 import { ErrorCode, ProxyError, type ErrorCode as ErrorCodeType } from '../protocol/errors.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { silentLogger, type Logger } from '../util/logger.js';
+import { onClientError } from '../util/http-guard.js';
 import { isLoopbackHost } from './address-guard.js';
 import { clientResponseHeaders, rewriteLocation, upstreamRequestHeaders } from './http-headers.js';
 import { describeProxyError, PROXY_ERROR_HEADER, sendProxyError } from './proxy-response.js';
@@ -100,10 +101,12 @@ export interface RouteRequestHandler {
 /**
  * A node:http server for a route listener, the handler mounted. Node's default 5-minute
  * requestTimeout would cut a long upload (SPEC §6: 1 GiB passes), so it is off; a request's
- * headers must still arrive within a minute.
+ * headers must still arrive within 15 s (clients are local programs that write a head at once),
+ * checked every second: with node's default check every 30 s and a minute's timeout, a slowloris
+ * held each of the listener's 256 connections for up to 90 s.
  */
 export function createRouteServer(handler?: RouteRequestHandler): Server {
-  const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000, noDelay: true });
+  const server = http.createServer({ requestTimeout: 0, headersTimeout: 15_000, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000, noDelay: true });
   // Without one, the caller mounts it once the listener's address is known (port 0).
   if (handler) mountRouteHandler(server, handler);
   return server;
@@ -113,10 +116,9 @@ export function createRouteServer(handler?: RouteRequestHandler): Server {
 export function mountRouteHandler(server: Server, handler: RouteRequestHandler): void {
   server.on('request', handler);
   server.on('connect', handler.onConnect);
-  server.on('clientError', (_err, socket: Duplex) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  // 400 where nothing was answered yet, then the descriptor is released even if the peer never
+  // closes its side (socket.end() alone kept it until the headers timeout).
+  server.on('clientError', onClientError({ name: 'route listener' }));
 }
 
 /** Where a request is going: the route (if it names one of the client's) and the upstream path. */
