@@ -24,7 +24,11 @@ export interface UpstreamPoolOptions {
   bodyTimeoutMs?: number;
   connectTimeoutMs?: number;
   keepAliveTimeoutMs?: number;
-  /** Connections per origin. */
+  /**
+   * Connections per origin (default 1024). A streamed response holds its connection for as long as
+   * it runs, so this is how many requests to one upstream run at once: with 32, the 33rd
+   * concurrent SSE stream — and every other request to that API — waited for one of them to end.
+   */
   connectionsPerOrigin?: number;
   /** Replaces Node's CA list: for tests with a throwaway CA. Production leaves it unset. */
   tls?: { ca?: string | Buffer | Array<string | Buffer> };
@@ -160,7 +164,7 @@ export class UpstreamPool implements UpstreamClient {
     this.#headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     this.#bodyTimeoutMs = options.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
     this.#keepAliveTimeoutMs = options.keepAliveTimeoutMs ?? 30_000;
-    this.#connections = options.connectionsPerOrigin ?? 32;
+    this.#connections = options.connectionsPerOrigin ?? 1024;
     const base = buildConnector({
       ...(options.tls?.ca !== undefined ? { ca: options.tls.ca } : {}),
       lookup: guardedLookup(options.resolve),
