@@ -16,8 +16,8 @@ export const AUDIT_KEEP = 3;
 /** `prev` of the first line ever written. */
 export const GENESIS_PREV = '0'.repeat(64);
 
-/** The SHA-256 of a line's bytes (UTF-8, without its newline), as hex. */
-export function lineHash(line: string): string {
+/** The SHA-256 of a line's bytes (UTF-8, without its newline), as hex; a string is hashed as UTF-8. */
+export function lineHash(line: string | Uint8Array): string {
   return hash('sha256', line, 'hex');
 }
 

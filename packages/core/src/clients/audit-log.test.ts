@@ -129,3 +129,13 @@ it('chains the lines of a turn after it, in the order recorded and with the time
   expect(all.map((l) => Date.parse(l.ts as string) - 1_790_000_000_000)).toEqual([0, 5, 10, 10]);
   expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 4, fromGenesis: true });
 });
+
+it('a turn that records more lines than it keeps waiting chains them as it goes, in order', async () => {
+  const file = path.join(dir, 'audit.log');
+  const log = new AuditLog({ file, clock });
+  for (let i = 0; i < 1000; i++) log.record(event(i));
+  await new Promise((r) => setImmediate(r));
+  await log.close();
+  expect(lines(file).map((l) => l.n)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+  expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 1000 });
+});

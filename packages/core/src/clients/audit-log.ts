@@ -23,6 +23,8 @@ import { AUDIT_KEEP, chainHead, lineHash } from './audit-chain.js';
 const FLUSH_DELAY_MS = 100;
 const FLUSH_BYTES = 64 * 1024;
 const QUOTED_CACHE_ENTRIES = 1024;
+/** Lines recorded in one event-loop turn are chained at its end, or when this many are waiting. */
+const MAX_PENDING_LINES = 256;
 /** Refused batches kept for a retry at most (a full disk); older ones are dropped. */
 const MAX_UNWRITTEN_BYTES = 1024 * 1024;
 /** The quoted-string cache is dropped when its keys and values pass this many UTF-16 units. */
@@ -203,7 +205,9 @@ export class AuditLog implements AuditSink {
   #push(body: string): void {
     this.#pendingAt.push(this.#o.clock.now());
     this.#pendingBody.push(body);
-    this.#chainSoon ??= setImmediate(this.#chainPending);
+    // A turn that records a great many lines (a burst of pipelined requests) chains them as it goes.
+    if (this.#pendingBody.length >= MAX_PENDING_LINES) this.#chainAll();
+    else this.#chainSoon ??= setImmediate(this.#chainPending);
   }
 
   /** Chain and encode the recorded lines, in the order they were recorded. */
@@ -225,18 +229,21 @@ export class AuditLog implements AuditSink {
       this.#tsAt = now;
       this.#ts = `{"ts":"${new Date(now).toISOString()}"`;
     }
-    const unterminated = `${this.#ts},"prev":"${this.#prev}"${body}}`;
-    this.#prev = lineHash(unterminated);
-    const line = `${unterminated}\n`;
+    const line = `${this.#ts},"prev":"${this.#prev}"${body}}\n`;
     // At most 4 bytes of UTF-8 per UTF-16 unit: flush first when the line might not fit.
     if (this.#used + line.length * 4 > FLUSH_BYTES) {
       this.#write();
       if (line.length * 4 > FLUSH_BYTES) {
-        this.#append(Buffer.from(line, 'utf8'));
+        const bytes = Buffer.from(line, 'utf8');
+        this.#prev = lineHash(bytes.subarray(0, bytes.length - 1));
+        this.#append(bytes);
         return;
       }
     }
-    this.#used += this.#buffer.write(line, this.#used, 'utf8');
+    // The hash is of the bytes as written (without the newline): the line is encoded once.
+    const start = this.#used;
+    this.#used += this.#buffer.write(line, start, 'utf8');
+    this.#prev = lineHash(this.#buffer.subarray(start, this.#used - 1));
     this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
   }
 
