@@ -22,13 +22,13 @@ await build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  // Only the exact name: '@credproxy/core/client' is bundled, '@credproxy/core' is not.
+  // Only the exact names: '@credproxy/core/client' is bundled, '@credproxy/core' and '@credproxy/core/server' are not.
   external: ['commander', 'open', 'uqr'],
   plugins: [
     {
       name: 'full-core-stays-a-package',
       setup(b) {
-        b.onResolve({ filter: /^@credproxy\/core$/ }, () => ({ path: '@credproxy/core', external: true }));
+        b.onResolve({ filter: /^@credproxy\/core(\/server)?$/ }, (args) => ({ path: args.path, external: true }));
       },
     },
   ],

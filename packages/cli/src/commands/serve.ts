@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync, promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { RunningProxy } from '@credproxy/core';
+import type { RunningProxy } from '@credproxy/core/server';
 import type { Command } from 'commander';
 import { type CommandContext, socketOption } from '../command-kit.js';
 import { CliError, ExitCode } from '../exit-codes.js';
@@ -35,8 +35,8 @@ function alreadyRunning(pid: number | undefined, socketPath: string): CliError {
 
 export async function handleServe(options: ServeOptions, io: CliIO): Promise<number> {
   if (options.detach) return serveDetached(options, io);
-  // The whole server: only `serve` loads it.
-  const core = await import('@credproxy/core');
+  // The server: only `serve` loads it (its own entry — the main one loads every module).
+  const core = await import('@credproxy/core/server');
   const paths = core.resolvePaths({ env: io.env, socketPath: options.socket });
   let proxy: RunningProxy;
   try {

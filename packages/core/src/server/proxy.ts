@@ -3,7 +3,6 @@
  * wire the services, listen, write the pid file. One proxy per socket.
  */
 import { promises as fs } from 'node:fs';
-import lockfile from 'proper-lockfile';
 import { ClientRegistry } from '../clients/registry.js';
 import { ConfigSource } from '../config/config-file.js';
 import { OAuthLogins } from '../flows/login-service.js';
@@ -25,17 +24,17 @@ import { type Clock, systemClock } from '../util/clock.js';
 import { ensureDataDir, ensurePrivateDir, readFileIfExists, writeFileAtomic } from '../util/fs-secure.js';
 import { type Logger, silentLogger } from '../util/logger.js';
 import { isRunning } from '../util/process.js';
+import { lockDir } from '../util/dir-lock.js';
 import { CREDPROXY_VERSION } from '../version.js';
 import type { ProxyServices } from './context.js';
 import { connectionCap, readOpenFilesLimit } from '../util/fd-limit.js';
 import { CapabilityGate } from './handshake-gate.js';
 import { ListenerHost, socketAnswers } from './listener-host.js';
 import { createPeerCredentialReader, type PeerCredentialReader } from './peer-credentials.js';
-import { UpstreamPool, type UpstreamPoolOptions } from '../routes/index.js';
+import type { UpstreamPool, UpstreamPoolOptions } from '../routes/upstream.js';
 import { RouteCatalog } from '../routes/route-catalog.js';
 import { parseHttpAddress } from './http-address.js';
-import { HttpListener } from './http-listener.js';
-import { RouteGateway } from './route-gateway.js';
+import type { RouteGateway } from './route-gateway.js';
 
 export interface ProxyOptions {
   paths: CredproxyPaths;
@@ -93,19 +92,18 @@ async function readPid(pidFile: string): Promise<number | undefined> {
 }
 
 /**
- * Take the per-socket lock. A lock left by a proxy that died (kill -9) is taken over at once when
- * its pid is gone, instead of waiting for proper-lockfile's staleness timeout.
+ * Take the per-socket lock (util/dir-lock.ts). A lock left by a proxy that died (kill -9) is
+ * taken over at once when its pid is gone, instead of waiting for the staleness timeout.
  */
 async function acquireLock(paths: CredproxyPaths, logger: Logger): Promise<() => Promise<void>> {
   const options = {
-    realpath: false,
-    stale: 10_000,
-    update: 5_000,
+    staleMs: 10_000,
+    updateMs: 5_000,
     onCompromised: (err: Error) => logger.log('error', `proxy lock compromised: ${err.message}`),
   };
   for (let attempt = 0; ; attempt++) {
     try {
-      return await lockfile.lock(paths.pidFile, options);
+      return await lockDir(paths.pidFile, options);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ELOCKED') throw err;
       const pid = await readPid(paths.pidFile);
@@ -175,20 +173,27 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
     const renewal = new RenewalScheduler({ accounts, clock, logger });
     const audit = new AuditLog({ file: paths.auditLog, clock });
     const auditSink = options.onAudit ? auditSinkOf(options.onAudit) : audit;
-    // One pool for every route listener: connections to an upstream are shared and kept alive.
-    const upstream = new UpstreamPool(options.upstream);
-    const gateway = new RouteGateway({
-      clients,
-      accounts,
-      apiKeys,
-      catalog: routes,
-      upstream,
-      audit: auditSink,
-      clock,
-      logger,
-      // Approved access requests for a route (SPEC §9), read on every request; called only once running.
-      temporaryGrant: (client, route) => access.accessFor(client).allowsRoute(route),
-    });
+    // The HTTP side of routes (node:http, the forwarder, scrubbing, undici) is loaded when the
+    // first HTTP listener opens: most proxies never open one, and it is a good part of an idle
+    // proxy's memory. One pool for every route listener: connections to an upstream are shared.
+    let upstream: UpstreamPool | undefined;
+    let gateway: Promise<RouteGateway> | undefined;
+    const routeGateway = (): Promise<RouteGateway> =>
+      (gateway ??= Promise.all([import('./route-gateway.js'), import('../routes/upstream.js')]).then(([{ RouteGateway }, { UpstreamPool }]) => {
+        upstream = new UpstreamPool(options.upstream);
+        return new RouteGateway({
+          clients,
+          accounts,
+          apiKeys,
+          catalog: routes,
+          upstream,
+          audit: auditSink,
+          clock,
+          logger,
+          // Approved access requests for a route (SPEC §9), read on every request; called only once running.
+          temporaryGrant: (client, route) => access.accessFor(client).allowsRoute(route),
+        });
+      }));
     const readPeer = options.readPeer ?? createPeerCredentialReader(logger);
     const notifier = desktopNotifier(options.env ?? process.env);
     const access = new AccessRequests({
@@ -198,7 +203,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         : {}),
     });
     const lockdown = { locked: false };
-    closeOnFailure.push(() => access.close(), () => logins.sessions.close(), () => renewal.close(), () => apiKeys.close(), () => audit.close(), () => host?.closeAll(), () => upstream.close());
+    closeOnFailure.push(() => access.close(), () => logins.sessions.close(), () => renewal.close(), () => apiKeys.close(), () => audit.close(), () => host?.closeAll(), () => upstream?.close());
 
     let host: ListenerHost | undefined;
     let stopping: Promise<void> | undefined;
@@ -244,7 +249,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
         apiKeys.close();
         routes.close();
         await host?.closeAll();
-        await upstream.close();
+        await upstream?.close();
         // A refreshed token the disk refused so far gets one last write.
         await accounts.close();
         clientFeed?.close();
@@ -282,10 +287,12 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           closeListenerAtExpiry(name);
         },
         async openClientHttpListener(name, address) {
+          const parsed = parseHttpAddress(address);
+          const [{ HttpListener }, routeHandlers] = await Promise.all([import('./http-listener.js'), routeGateway()]);
           const listener = await HttpListener.open({
-            address: parseHttpAddress(address),
+            address: parsed,
             clientName: name,
-            makeHandler: (l) => gateway.handlerFor(name, l),
+            makeHandler: (l) => routeHandlers.handlerFor(name, l),
             readPeer,
             logger,
           });

@@ -5,7 +5,7 @@ import { toClientInfo } from '../../clients/registry.js';
 import { assertName, assertObject, assertOptionalBoolean, assertOptionalName, assertOptionalNumber, assertOptionalString } from '../../protocol/validate.js';
 import { assertSocketPathFits } from '../../paths.js';
 import { ConfigError } from '../../config/config-file.js';
-import { assertRouteName } from '../../routes/index.js';
+import { assertRouteName } from '../../routes/route-config.js';
 import type { Handler } from '../handler.js';
 import { formatHttpAddress, parseHttpAddress } from '../http-address.js';
 import { noPayload } from './validators.js';

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fsCallback, { promises as fs } from 'node:fs';
 import path from 'node:path';
-import lockfile from 'proper-lockfile';
 import { isName, isPlainObject } from '../../protocol/validate.js';
 import { ensureDataDir, readFileIfExists, removeFile, writeFileAtomic } from '../../util/fs-secure.js';
 import type { AccountKey, AccountRecord, TokenStore, Unlock } from '../token-store.js';
@@ -235,6 +234,8 @@ export class FileTokenStore implements TokenStore {
     const file = this.#file(key);
     await ensureDataDir(path.dirname(file));
     const lockDir = `${file}.lock`;
+    // Loaded at the first lock (a refresh): with graceful-fs it is megabytes an idle proxy does not need.
+    const { default: lockfile } = await import('proper-lockfile');
     const deadline = Date.now() + LOCK_WAIT_MS;
     let wait = 5;
     for (;;) {
