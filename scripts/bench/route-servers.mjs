@@ -43,7 +43,7 @@ if (mode === 'upstream') {
   });
   server.listen(0, '127.0.0.1', () => process.stdout.write(`${server.address().port}\n`));
 } else if (mode === 'floor') {
-  const pool = new Pool(process.argv[3], { connections: 32, keepAliveTimeout: 30_000 });
+  const pool = new Pool(process.argv[3], { connections: 1024, keepAliveTimeout: 30_000 });
   const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 5_000, noDelay: true }, async (req, res) => {
     try {
       const up = await pool.request({ method: req.method, path: req.url.replace(/^\/[^/]+/, ''), headers: { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' }, body: req.method === 'GET' || req.method === 'HEAD' ? null : req });
