@@ -139,3 +139,22 @@ it('a turn that records more lines than it keeps waiting chains them as it goes,
   expect(lines(file).map((l) => l.n)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
   expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 1000 });
 });
+
+it('writes each line\'s time as toISOString() of the clock, whatever the time', async () => {
+  const time = fc.oneof(
+    fc.integer({ min: 0, max: 8_640_000_000_000_000 }),
+    fc.integer({ min: 1_700_000_000_000, max: 1_700_000_003_000 }),
+    fc.double({ min: -1e13, max: 1e13, noNaN: true }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(time, { minLength: 1, maxLength: 20 }), async (times) => {
+      const file = path.join(dir, `t-${Math.random()}.log`);
+      let i = 0;
+      const log = new AuditLog({ file, clock: { now: () => times[i++]! } });
+      for (let k = 0; k < times.length; k++) log.record(event(k));
+      await log.close();
+      expect(lines(file).map((l) => l.ts)).toEqual(times.map((t) => new Date(t).toISOString()));
+    }),
+    { numRuns: 200 },
+  );
+});

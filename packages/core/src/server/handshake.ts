@@ -50,6 +50,10 @@ export type HandshakeOutcome =
       close: boolean;
     };
 
+/** The ops a handshake answer lists, one frozen array per kind (not a copy per connection). */
+const OWNER_ANSWER_OPS = Object.freeze([...ALL_OPS]) as string[];
+const CLIENT_ANSWER_OPS = Object.freeze([...CLIENT_OPS]) as string[];
+
 export function negotiateHandshake(input: HandshakeInput): HandshakeOutcome {
   const { payload } = input;
   const min = payload.minVersion ?? PROTOCOL_VERSION;
@@ -84,7 +88,7 @@ export function negotiateHandshake(input: HandshakeInput): HandshakeOutcome {
       version: PROTOCOL_VERSION,
       server: `credproxy/${input.serverVersion}`,
       client: identityName(identity),
-      ops: [...(identity.kind === 'owner' ? ALL_OPS : CLIENT_OPS)],
+      ops: identity.kind === 'owner' ? OWNER_ANSWER_OPS : CLIENT_ANSWER_OPS,
     },
   };
 }
