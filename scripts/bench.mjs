@@ -158,6 +158,11 @@ try {
   };
   const throughput = measure('get_token');
   const keyThroughput = measure('get_api_key');
+  // RSS after the same load on persistent connections, and again after connection per request
+  // too: V8 grows a young generation to 3 × 16 MB under connection churn, the floor's included,
+  // where `serve` caps its own at 8 MB — both figures are kept, and both must meet the target.
+  const persistentRss = rssMb(proxyProc.pid);
+  const floorPersistentRss = rssMb(floorProc.pid);
   const perConnection = {};
   for (const callers of [1, 16]) {
     const floor = [];
@@ -172,7 +177,6 @@ try {
     say(`connect+get_token @${String(callers).padStart(2)} callers: proxy ${Math.round(p.rps)} calls/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} calls/s (p50 ${f.p50Ms.toFixed(3)} ms, p99 ${f.p99Ms.toFixed(3)} ms) → ${(p.rps / f.rps).toFixed(2)}×`);
   }
   // Both have now served the same load; the proxy's RSS against the floor's.
-  await new Promise((r) => setTimeout(r, 500));
   const loadedRss = rssMb(proxyProc.pid);
   const floorLoadedRss = rssMb(floorProc.pid);
 
@@ -226,7 +230,8 @@ try {
     { name: 'get_api_key throughput @16 conns ≥ 0.8× floor', value: keyThroughput[16].ratio, met: keyThroughput[16].ratio >= 0.8, unit: '×' },
     { name: 'connection per request @1 caller ≥ 0.8× floor', value: perConnection[1].ratio, met: perConnection[1].ratio >= 0.8 && perConnection[1].proxy.errors === 0, unit: '×' },
     { name: 'connection per request @16 callers ≥ 0.8× floor', value: perConnection[16].ratio, met: perConnection[16].ratio >= 0.8 && perConnection[16].proxy.errors === 0, unit: '×' },
-    { name: 'RSS after load ≤ 1.5× the floor\'s', value: loadedRss / floorLoadedRss, met: loadedRss / floorLoadedRss <= 1.5, unit: '×' },
+    { name: 'RSS after the load on persistent connections ≤ 1.5× the floor\'s', value: persistentRss / floorPersistentRss, met: persistentRss / floorPersistentRss <= 1.5, unit: '×' },
+    { name: 'RSS after that and connection per request ≤ 1.5× the floor\'s', value: loadedRss / floorLoadedRss, met: loadedRss / floorLoadedRss <= 1.5, unit: '×' },
     { name: 'idle RSS < 60 MB', value: idleRss, met: idleRss < 60, unit: 'MB' },
     { name: 'RSS with 10k pending sessions < 120 MB', value: sessionsRss, met: sessionsRss < 120, unit: 'MB' },
     { name: '`credproxy token` ≤ 1.3× `node -e 0`', value: tokenMs / nodeMs, met: tokenMs / nodeMs <= 1.3, unit: '×' },
@@ -244,7 +249,7 @@ try {
     get_token: throughputReport(throughput),
     get_api_key: throughputReport(keyThroughput),
     connection_per_request: throughputReport(perConnection),
-    rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_load: loadedRss, floor_after_load: floorLoadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
+    rss_mb: { proxy_idle: idleRss, floor_idle: floorIdleRss, proxy_after_persistent_load: persistentRss, floor_after_persistent_load: floorPersistentRss, proxy_after_load: loadedRss, floor_after_load: floorLoadedRss, proxy_after_refresh: refreshedRss, proxy_10k_sessions: sessionsRss },
     cli_token: { node_e0_ms: Number(nodeMs.toFixed(1)), credproxy_token_ms: Number(tokenMs.toFixed(1)), ratio: Number((tokenMs / nodeMs).toFixed(3)) },
     refresh: { concurrent_requests: 100, served, refresh_grants_at_server: refreshGrants },
     ...(redisStore ? { redis_store: redisStore } : {}),
@@ -253,7 +258,7 @@ try {
   if (json) {
     process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   } else {
-    process.stdout.write(`\nRSS: proxy idle ${idleRss} MB (floor ${floorIdleRss} MB), after load ${loadedRss} MB (floor ${floorLoadedRss} MB), after the refresh test ${refreshedRss} MB, with 10k pending sessions ${sessionsRss} MB\n`);
+    process.stdout.write(`\nRSS: proxy idle ${idleRss} MB (floor ${floorIdleRss} MB), after the persistent-connection load ${persistentRss} MB (floor ${floorPersistentRss} MB), after connection per request too ${loadedRss} MB (floor ${floorLoadedRss} MB), after the refresh test ${refreshedRss} MB, with 10k pending sessions ${sessionsRss} MB\n`);
     process.stdout.write(`credproxy token: ${tokenMs.toFixed(1)} ms vs node -e 0: ${nodeMs.toFixed(1)} ms → ${(tokenMs / nodeMs).toFixed(2)}×\n`);
     process.stdout.write(`refresh: 100 concurrent get_token on an expired token → ${refreshGrants} grant(s) at the server, ${served}/100 served\n\n`);
     for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
