@@ -77,7 +77,7 @@ export interface RouteHandlerDeps {
    * The secret for a route: the API key, or an access token valid for at least 60 s. May throw a
    * ProxyError (REAUTH_REQUIRED, UPSTREAM_UNAVAILABLE, NOT_FOUND, …), which reaches the client.
    */
-  credential(route: ResolvedRoute, options: CredentialOptions): Promise<RouteSecret>;
+  credential(route: ResolvedRoute, options: CredentialOptions): RouteSecret | Promise<RouteSecret>;
   /** A fresh access token after upstream said 401 (account routes only; single-flight upstream of here). */
   refreshCredential(route: ResolvedRoute, options: CredentialOptions): Promise<RouteSecret>;
   upstream: UpstreamClient;
@@ -479,7 +479,9 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       },
     };
 
-    let secret = await deps.credential(route, options);
+    // Most answers come from memory: no await (a microtask and a promise) when nothing waits.
+    const pending = deps.credential(route, options);
+    let secret = pending instanceof Promise ? await pending : pending;
     let value = formatCredential(route.format, secret.value);
     let scrubber = scrubberFor(secret.value, value);
     x.scrubber = scrubber;
@@ -521,7 +523,8 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       x.form = 'connect';
       throw new ProxyError(ErrorCode.FORBIDDEN, connectMessage(listenerUrl));
     }
-    const granted = await deps.routes();
+    const routes = deps.routes();
+    const granted = routes instanceof Promise ? await routes : routes;
     const target = resolveTarget(req.url ?? '', granted);
     if (target instanceof ProxyError) throw target;
     x.form = target.form;

@@ -62,12 +62,24 @@ export class RouteCatalog implements RouteCatalogView {
   }
 
   all(): Promise<ReadonlyMap<string, ResolvedRoute>> {
+    const now = this.current();
+    return now !== undefined ? Promise.resolve(now) : this.#check();
+  }
+
+  /**
+   * The routes without waiting, when the file is known unchanged: watched, no change since the
+   * last read, and that read succeeded. Else undefined (call all()).
+   */
+  current(): ReadonlyMap<string, ResolvedRoute> | undefined {
+    const unchanged = !this.#dirty && !this.#linked && this.#watch?.live === true;
+    return unchanged && this.#stamp !== undefined && this.#inflight === undefined ? this.#routes : undefined;
+  }
+
+  #check(): Promise<ReadonlyMap<string, ResolvedRoute>> {
     // Every request asks, so a removed route ends at once: `credproxy route remove` edits the
     // file, and the next request must not use the route. With the directory watched, a request
     // after no change costs nothing; else a synchronous stat (microseconds — an async one is a
     // thread-pool round trip per request, once most of the time credproxy added to a request).
-    const unchanged = !this.#dirty && !this.#linked && this.#watch?.live === true;
-    if (unchanged && this.#stamp !== undefined && this.#inflight === undefined) return Promise.resolve(this.#routes);
     this.#dirty = false;
     if (this.#watch !== undefined) this.#linked = isSymlink(this.#config.file);
     const stamp = fileStamp(this.#config.file);

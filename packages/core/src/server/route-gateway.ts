@@ -95,14 +95,19 @@ export class RouteGateway {
   }
 
   /** The routes `client` may call now: configured ∩ granted, none once it is removed or expired. */
-  async routesOf(client: string): Promise<ReadonlyMap<string, ResolvedRoute>> {
+  routesOf(client: string): ReadonlyMap<string, ResolvedRoute> | Promise<ReadonlyMap<string, ResolvedRoute>> {
     const record = this.#o.clients.get(client);
     if (!record || this.#o.clients.isExpired(record)) return new Map();
+    if ((record.routes ?? []).length === 0 && !this.#o.temporaryGrant) return new Map();
+    // Without waiting when the config file is known unchanged (most requests).
+    const all = this.#o.catalog.current();
+    return all !== undefined ? this.#granted(record, all) : this.#o.catalog.forRequests().then((a) => this.#granted(record, a));
+  }
+
+  #granted(record: ClientRecord, all: ReadonlyMap<string, ResolvedRoute>): ReadonlyMap<string, ResolvedRoute> {
+    if (all !== this.#seenRoutes) this.#routesChanged(all);
     const granted = record.routes ?? [];
     const temporary = this.#o.temporaryGrant;
-    if (granted.length === 0 && !temporary) return new Map();
-    const all = await this.#o.catalog.forRequests();
-    if (all !== this.#seenRoutes) this.#routesChanged(all);
     const out = new Map<string, ResolvedRoute>();
     for (const name of granted) {
       const route = all.get(name);
@@ -112,6 +117,19 @@ export class RouteGateway {
       for (const [name, route] of all) if (!out.has(name) && temporary(record, name)) out.set(name, route);
     }
     return out;
+  }
+
+  /** The secret for a request: from memory without waiting when it is there (most requests). */
+  #credential(route: ResolvedRoute, options: CredentialOptions): RouteSecret | Promise<RouteSecret> {
+    const ref = route.credential;
+    if (ref.kind === 'api_key') {
+      const answer = this.#o.apiKeys.cached(ref.name);
+      if (answer) return { value: answer.key };
+    } else {
+      const view = this.#o.accounts.cachedToken({ provider: ref.provider, bucket: ref.bucket }, ROUTE_MIN_VALID_SECONDS);
+      if (view) return { value: view.access_token };
+    }
+    return this.#secret(route, options, false);
   }
 
   async #secret(route: ResolvedRoute, options: CredentialOptions, refresh: boolean): Promise<RouteSecret> {
@@ -196,7 +214,7 @@ export class RouteGateway {
       recordFailure: (req) => this.#failures.recordFailure(listener.peerKey(req)),
       routes: () => this.routesOf(client),
       routeExists: (name) => catalog.has(name),
-      credential: (route, options) => this.#secret(route, options, false),
+      credential: (route, options) => this.#credential(route, options),
       refreshCredential: (route, options) => this.#secret(route, options, true),
       upstream,
       audit: (record) => audit.record(auditLine(record)),
