@@ -4,13 +4,14 @@
 // A call's latency runs from connect() to the get_token answer.
 // Prints {requests, seconds, p50Ms, p99Ms, errors, clientCpuMs} as JSON (clientCpuMs: this
 // process's own CPU time while measuring, to tell a load-bound run from a server-bound one).
-// usage: connect-client.mjs SOCKET CALLERS SECONDS [TARGET]
+// A capability token, when given, is presented in the handshake (a sandbox client's connection).
+// usage: connect-client.mjs SOCKET CALLERS SECONDS [TARGET] [CAPABILITY_TOKEN]
 import net from 'node:net';
 
-const [socketPath, callersArg, secondsArg, target = 'bench'] = process.argv.slice(2);
+const [socketPath, callersArg, secondsArg, target = 'bench', capabilityToken] = process.argv.slice(2);
 const callers = Number(callersArg);
 const seconds = Number(secondsArg);
-if (!socketPath || !(callers > 0) || !(seconds > 0)) throw new Error('usage: connect-client.mjs SOCKET CALLERS SECONDS [TARGET]');
+if (!socketPath || !(callers > 0) || !(seconds > 0)) throw new Error('usage: connect-client.mjs SOCKET CALLERS SECONDS [TARGET] [CAPABILITY_TOKEN]');
 
 function frame(obj) {
   const body = Buffer.from(JSON.stringify(obj));
@@ -19,7 +20,7 @@ function frame(obj) {
   return Buffer.concat([head, body]);
 }
 
-const HANDSHAKE = frame({ v: 2, op: 'handshake', payload: { minVersion: 1, maxVersion: 2 } });
+const HANDSHAKE = frame({ v: 2, op: 'handshake', payload: { minVersion: 1, maxVersion: 2, ...(capabilityToken ? { capabilityToken } : {}) } });
 const GET_TOKEN = frame({ v: 2, id: '1', op: 'get_token', payload: { provider: target } });
 
 /** One call: resolves true when both the handshake and get_token were answered ok. */
