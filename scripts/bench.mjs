@@ -2,7 +2,7 @@
 // npm run bench [--json | -- --json] [-- --seconds N]
 //
 // Every figure is compared with a baseline measured in the same run (this machine is noisy:
-// rounds alternate A B A B and the best round of each counts):
+// rounds alternate A B A B; a ratio is the median of the rounds' ratios, scripts/bench/stats.mjs):
 //  - get_token and get_api_key throughput and p50/p99 latency at 1, 16 and 64 connections: the
 //    proxy (`credproxy serve`) against a floor server (canned frames on a Unix socket), both in
 //    their own processes, load from separate client processes;
@@ -23,12 +23,13 @@ import { fileURLToPath } from 'node:url';
 import { ProxyClient } from '@credproxy/core';
 import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
 import { benchRedis } from './bench/redis-bench.mjs';
+import { median, medianRound, pairedRatio } from './bench/stats.mjs';
 
 // `npm run bench -- --json`, or `npm run bench --json` (npm keeps that flag and sets npm_config_json).
 const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
-const ROUNDS = 3;
+const ROUNDS = 5;
 const here = path.dirname(fileURLToPath(import.meta.url));
 const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
 const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
@@ -93,14 +94,6 @@ function connectLoad(socketPath, callers) {
   return { rps: out.requests / out.seconds, p50Ms: out.p50Ms, p99Ms: out.p99Ms, errors: out.errors };
 }
 
-function best(samples) {
-  return samples.reduce((a, b) => (b.rps > a.rps ? b : a));
-}
-
-function median(values) {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
 
 function throughputReport(byConns) {
   return Object.fromEntries(Object.entries(byConns).map(([c, t]) => [c, {
@@ -149,10 +142,11 @@ try {
         floor.push(load(floorSocket, conns, op));
         proxy.push(load(env.CREDPROXY_SOCKET, conns, op));
       }
-      const f = best(floor);
-      const p = best(proxy);
-      out[conns] = { floor: f, proxy: p, ratio: p.rps / f.rps };
-      say(`${op.padEnd(11)} @${String(conns).padStart(2)} conns: proxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} req/s → ${(p.rps / f.rps).toFixed(2)}×`);
+      const f = medianRound(floor);
+      const p = medianRound(proxy);
+      const ratio = pairedRatio(proxy, floor);
+      out[conns] = { floor: f, proxy: p, ratio };
+      say(`${op.padEnd(11)} @${String(conns).padStart(2)} conns: proxy ${Math.round(p.rps)} req/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} req/s → ${ratio.toFixed(2)}×`);
     }
     return out;
   };
@@ -171,10 +165,11 @@ try {
       floor.push(connectLoad(floorSocket, callers));
       proxy.push(connectLoad(env.CREDPROXY_SOCKET, callers));
     }
-    const f = best(floor);
-    const p = best(proxy);
-    perConnection[callers] = { floor: f, proxy: p, ratio: p.rps / f.rps };
-    say(`connect+get_token @${String(callers).padStart(2)} callers: proxy ${Math.round(p.rps)} calls/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} calls/s (p50 ${f.p50Ms.toFixed(3)} ms, p99 ${f.p99Ms.toFixed(3)} ms) → ${(p.rps / f.rps).toFixed(2)}×`);
+    const f = medianRound(floor);
+    const p = medianRound(proxy);
+    const ratio = pairedRatio(proxy, floor);
+    perConnection[callers] = { floor: f, proxy: p, ratio };
+    say(`connect+get_token @${String(callers).padStart(2)} callers: proxy ${Math.round(p.rps)} calls/s (p50 ${p.p50Ms.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms) vs floor ${Math.round(f.rps)} calls/s (p50 ${f.p50Ms.toFixed(3)} ms, p99 ${f.p99Ms.toFixed(3)} ms) → ${ratio.toFixed(2)}×`);
   }
   // Both have now served the same load; the proxy's RSS against the floor's.
   const loadedRss = rssMb(proxyProc.pid);
@@ -193,7 +188,7 @@ try {
   for (const c of rtConns) c.close();
   await new Promise((r) => setTimeout(r, 500));
   const refreshedRss = rssMb(proxyProc.pid);
-  const redisStore = await benchRedis({ BIN, dir, baseEnv: env, fileSocket: env.CREDPROXY_SOCKET, as, start: (args, options) => start(args, options), load, best, waitForSocket, say, ProxyClient, createScriptedUser, rounds: ROUNDS });
+  const redisStore = await benchRedis({ BIN, dir, baseEnv: env, fileSocket: env.CREDPROXY_SOCKET, as, start: (args, options) => start(args, options), load, medianRound, pairedRatio, waitForSocket, say, ProxyClient, createScriptedUser, rounds: ROUNDS });
   say('starting 10k pending login sessions…');
   const conns = await Promise.all(Array.from({ length: 8 }, () => ProxyClient.connect({ socketPath: env.CREDPROXY_SOCKET })));
   let next = 0;

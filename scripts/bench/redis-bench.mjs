@@ -30,7 +30,7 @@ async function redisAnswers(socket) {
  * @param o.load        load(socketPath, conns, op) → {rps, p50Ms, p99Ms}
  */
 export async function benchRedis(o) {
-  const { BIN, dir, baseEnv, fileSocket, as, start, load, best, waitForSocket, say, ProxyClient, createScriptedUser, rounds } = o;
+  const { BIN, dir, baseEnv, fileSocket, as, start, load, medianRound, pairedRatio, waitForSocket, say, ProxyClient, createScriptedUser, rounds } = o;
   if (!hasRedis()) {
     say('redis-server is not installed: skipping the Redis store figures (apt-get install -y redis-server)');
     return undefined;
@@ -71,10 +71,11 @@ export async function benchRedis(o) {
       file.push(load(fileSocket, conns, 'get_token'));
       redis.push(load(members[0].socket, conns, 'get_token'));
     }
-    const f = best(file);
-    const r = best(redis);
-    cached[conns] = { file_rps: Math.round(f.rps), redis_rps: Math.round(r.rps), ratio: Number((r.rps / f.rps).toFixed(3)), redis_p99_ms: Number(r.p99Ms.toFixed(3)) };
-    say(`get_token (cached) @${String(conns).padStart(2)} conns: Redis store ${Math.round(r.rps)} req/s vs file store ${Math.round(f.rps)} req/s → ${(r.rps / f.rps).toFixed(2)}×`);
+    const f = medianRound(file);
+    const r = medianRound(redis);
+    const ratio = pairedRatio(redis, file);
+    cached[conns] = { file_rps: Math.round(f.rps), redis_rps: Math.round(r.rps), ratio: Number(ratio.toFixed(3)), redis_p99_ms: Number(r.p99Ms.toFixed(3)) };
+    say(`get_token (cached) @${String(conns).padStart(2)} conns: Redis store ${Math.round(r.rps)} req/s vs file store ${Math.round(f.rps)} req/s → ${ratio.toFixed(2)}×`);
   }
 
   // Fleet refresh against one proxy's: log both in, let the 2 s access tokens expire, then 300
