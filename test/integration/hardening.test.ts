@@ -7,13 +7,13 @@
  * /proc, and the load comes from other processes (abuse-child.mjs, conn-swarm-child.mjs) so this
  * one stays responsive and the rate limiter sees the abuser as a peer pid of its own.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { MAX_CONNECTIONS, ProxyClient } from '../../packages/core/src/index.js';
 import { DESCRIPTORS_RESERVED } from '../../packages/core/src/util/fd-limit.js';
+import { LineChild } from '../support/line-child.js';
 import { RawClient } from '../support/raw-client.js';
 import { proxyLayout, removeTempDirs, tempDir } from '../support/temp.js';
 
@@ -27,80 +27,11 @@ const API_KEY = 'sk-hardening-legit-9876543210';
 /** docs/protocol.md: "after 10 failures in a minute that peer gets RATE_LIMITED". */
 const HANDSHAKE_FAILURES_PER_MINUTE = 10;
 
-/** A node child process (open-files limit raised to the hard limit) whose stdout we read by line. */
-class Child {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<void>;
-  #lines: string[] = [];
-  #waiters: Array<() => void> = [];
-  #stderr = '';
-  #done = false;
-
+/** A support script in its own process, tracked for cleanup. */
+class Child extends LineChild {
   constructor(script: string, args: string[], nodeFlags: string[] = [], openFiles?: number) {
-    // 1000+ sockets need more than the usual soft limit of 1024 descriptors.
-    const limit = openFiles === undefined ? '"$(ulimit -Hn)"' : String(openFiles);
-    this.proc = spawn('/bin/sh', ['-c', `ulimit -n ${limit} 2>/dev/null; exec "$@"`, 'sh', process.execPath, ...nodeFlags, support(script), ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    super(support(script), args, { nodeFlags, ...(openFiles === undefined ? {} : { openFiles }) });
     children.push(this);
-    let buffered = '';
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      this.#lines.push(...parts);
-      this.#wake();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => (this.#stderr += d.toString()));
-    this.exited = new Promise((resolve) =>
-      this.proc.once('exit', () => {
-        this.#done = true;
-        this.#wake();
-        resolve();
-      }),
-    );
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  /** Everything the child wrote to stderr so far. */
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  get running(): boolean {
-    return !this.#done;
-  }
-
-  /** The rest of the first line starting with `prefix` (the line is consumed). */
-  async waitFor(prefix: string, timeoutMs: number): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.#lines.findIndex((l) => l.startsWith(prefix));
-      if (i >= 0) return this.#lines.splice(i, 1)[0]!.slice(prefix.length).trim();
-      if (this.#done) throw new Error(`${this.proc.spawnargs.find((a) => a.endsWith('.mjs'))} exited before "${prefix}": ${this.#stderr}`);
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`no "${prefix}" line within ${timeoutMs} ms; stderr: ${this.#stderr}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  send(line: string): void {
-    this.proc.stdin!.write(`${line}\n`);
-  }
-
-  async kill(): Promise<void> {
-    if (this.#done) return;
-    this.proc.kill('SIGKILL');
-    await this.exited;
   }
 }
 

@@ -15,7 +15,6 @@
  * parses a request the proxy did not send itself, no byte returned carries the key in any
  * encoding, and memory and descriptors come back down afterwards.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -26,6 +25,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_KEEP, auditFiles, ProxyClient } from '../../packages/core/src/index.js';
 import { HTTP_LISTENER_MAX_CONNECTIONS } from '../../packages/core/src/server/http-address.js';
+import { LineChild } from '../support/line-child.js';
 import { proxyLayout, removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -68,82 +68,10 @@ const UPSTREAM_BODY_TIMEOUT_MS = 4000;
 
 // ---- processes ----------------------------------------------------------------------------------
 
-/** A node child (open-files soft limit raised to the hard limit) whose stdout we read by line. */
-class Child {
-  readonly proc: ChildProcess;
-  readonly exited: Promise<void>;
-  #lines: string[] = [];
-  #waiters: Array<() => void> = [];
-  #stderr = '';
-  #done = false;
-
+/** A support script in its own process; a line `error …` from it fails the wait. */
+class Child extends LineChild {
   constructor(script: string, args: string[], nodeFlags: string[] = []) {
-    // A thousand streams need more descriptors than the usual soft limit of 1024.
-    this.proc = spawn('/bin/sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"', 'sh', process.execPath, ...nodeFlags, support(script), ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let buffered = '';
-    this.proc.stdout!.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      const parts = buffered.split('\n');
-      buffered = parts.pop()!;
-      this.#lines.push(...parts);
-      this.#wake();
-    });
-    this.proc.stderr!.on('data', (d: Buffer) => (this.#stderr += d.toString()));
-    this.exited = new Promise((resolve) =>
-      this.proc.once('exit', () => {
-        this.#done = true;
-        this.#wake();
-        resolve();
-      }),
-    );
-  }
-
-  #wake(): void {
-    for (const w of this.#waiters.splice(0)) w();
-  }
-
-  get stderr(): string {
-    return this.#stderr;
-  }
-
-  get running(): boolean {
-    return !this.#done;
-  }
-
-  /** The rest of the first line starting with `prefix ` (the line is consumed). */
-  async waitFor(prefix: string, timeoutMs: number): Promise<string> {
-    const end = Date.now() + timeoutMs;
-    for (;;) {
-      const i = this.#lines.findIndex((l) => l.startsWith(`${prefix} `));
-      if (i >= 0) return this.#lines.splice(i, 1)[0]!.slice(prefix.length + 1);
-      const error = this.#lines.find((l) => l.startsWith('error '));
-      if (error) throw new Error(`child failed: ${error}`);
-      if (this.#done) throw new Error(`child exited before "${prefix}": ${this.#stderr}`);
-      const left = end - Date.now();
-      if (left <= 0) throw new Error(`no "${prefix}" line within ${timeoutMs} ms; stderr: ${this.#stderr.slice(-2000)}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  send(line: string): void {
-    this.proc.stdin!.write(`${line}\n`);
-  }
-
-  /** Close stdin (both children stop on it), SIGKILL after a grace period. */
-  async stop(): Promise<void> {
-    if (this.#done) return;
-    this.proc.stdin!.end();
-    const timer = setTimeout(() => this.proc.kill('SIGKILL'), 5000);
-    await this.exited;
-    clearTimeout(timer);
+    super(support(script), args, { nodeFlags, errorPrefix: 'error ' });
   }
 }
 
