@@ -7,7 +7,7 @@
  * a key created beside one proxy would not reach the others.
  */
 import { createHash, randomBytes, scrypt as scryptCallback } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { writeFileAtomic } from '../util/fs-secure.js';
@@ -155,6 +155,24 @@ const KEYRING_OPTIONS = { linux: { store: 'secret-service' as const } };
 const KEYRING_SERVICE = 'credproxy';
 const KEYRING_TIMEOUT_MS = 3_000;
 
+/**
+ * Whether a Secret Service could answer at all (Linux): it lives on the session bus, which a
+ * client finds through DBUS_SESSION_BUS_ADDRESS, at $XDG_RUNTIME_DIR/bus, or launches for an X
+ * session. Without any of them (a server, a container, CI) the keyring package — megabytes of a
+ * proxy's memory, and a probe with a deadline — is not loaded. Other systems: always asked.
+ */
+export function secretServiceReachable(
+  env: NodeJS.ProcessEnv,
+  platform: NodeJS.Platform = process.platform,
+  exists: (file: string) => boolean = existsSync,
+  uid: number | undefined = process.getuid?.(),
+): boolean {
+  if (platform !== 'linux') return true;
+  if (env.DBUS_SESSION_BUS_ADDRESS || env.DISPLAY) return true;
+  const runtime = env.XDG_RUNTIME_DIR || (uid === undefined ? undefined : `/run/user/${uid}`);
+  return runtime !== undefined && exists(path.join(runtime, 'bus'));
+}
+
 /** Loaded lazily: a machine without the optional package, or without a keyring, still works. */
 async function loadKeyring(): Promise<KeyringModule | undefined> {
   try {
@@ -174,7 +192,8 @@ export function keyringAccount(storeLocation: string): string {
  * The keyring, when one answers: a read with a deadline (a keyring that prompts or hangs must not
  * stall the start). Undefined when the package is missing or no keyring answers.
  */
-export async function keyringSource(account: string): Promise<KeySource | undefined> {
+export async function keyringSource(account: string, env: NodeJS.ProcessEnv = process.env): Promise<KeySource | undefined> {
+  if (!secretServiceReachable(env)) return undefined;
   const mod = await loadKeyring();
   if (!mod) return undefined;
   // The probe is the real thing: read the entry, or create it and read it back. A keyring that

@@ -119,7 +119,7 @@ export function keySourceChoice(o: KeySourceOptions): KeySourceChoice {
       if (recorded === 'key_file') throw refuse('this store\'s data key is wrapped by a key file — set CREDPROXY_KEY_FILE to it');
       const auto = keyFileSource(o.paths.autoKeyFile, 'auto_key_file');
       if (recorded === 'auto_key_file') return auto;
-      const keyring = o.env.CREDPROXY_NO_KEYRING ? undefined : await keyringSource(keyringAccount(o.storeLocation));
+      const keyring = o.env.CREDPROXY_NO_KEYRING ? undefined : await keyringSource(keyringAccount(o.storeLocation), o.env);
       if (keyring) return keyring;
       if (recorded === 'keyring') {
         throw refuse('this store\'s data key is wrapped by the OS keyring, which does not answer — unlock it (a desktop session, or gnome-keyring-daemon --unlock), or set CREDPROXY_KEY_FILE to move away from it once the keyring answers');
@@ -134,7 +134,7 @@ export function keySourceChoice(o: KeySourceOptions): KeySourceChoice {
         const exists = await fs.stat(o.paths.autoKeyFile).then(() => true, () => false);
         return exists ? keyFileSource(o.paths.autoKeyFile, 'auto_key_file') : undefined;
       }
-      if (recorded === 'keyring') return keyringSource(keyringAccount(o.storeLocation));
+      if (recorded === 'keyring') return keyringSource(keyringAccount(o.storeLocation), o.env);
       return undefined;
     },
   };
