@@ -6,7 +6,7 @@
  * fixed port (port 0) gets an ephemeral listener of its own, as before.
  * @see RFC 8252 §7.3 (loopback redirect), §8.9 (state)
  */
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import { guardHttpHandler, hardenHttpServer } from '../util/http-guard.js';
@@ -160,7 +160,9 @@ export class CallbackRouter {
       }
       reply(await route.handle(query));
     };
-    const server = http.createServer(guardHttpHandler(handle, log));
+    // node:http loads with the first loopback login, not with every proxy.
+    const { createServer } = await import('node:http');
+    const server = createServer(guardHttpHandler(handle, log));
     hardenHttpServer(server, { ...log, maxConnections: CALLBACK_MAX_CONNECTIONS, headersTimeoutMs: CALLBACK_HEADERS_TIMEOUT_MS });
     server.keepAliveTimeout = 1000;
     await new Promise<void>((resolve, reject) => {
