@@ -400,8 +400,11 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       for (const name of res.getHeaderNames()) res.removeHeader(name);
       throw new UpstreamError(`${route.upstream.origin} answered with a status or header that cannot be passed on`, false, err);
     }
-    // Headers go out now: an SSE client sees the response before the first event.
-    res.flushHeaders();
+    // With nothing of the body read yet (an SSE stream, a slow answer), the headers go out now: the
+    // client sees the response before the first event. With body bytes already here (most small
+    // answers arrive with their headers), they leave together with the first of them, in one
+    // write — one syscall and one segment less for both sides.
+    if (decoders.length > 0 || up.body.readableLength === 0) res.flushHeaders();
     const body = scrubber.createBody();
     x.out = body;
     // The body is read with 'data' events and written to the client by hand, not piped through
