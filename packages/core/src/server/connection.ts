@@ -17,7 +17,7 @@ import { HANDSHAKE_TIMEOUT_MS, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME
 import { isPlainObject } from '../protocol/validate.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import { ALL_OPS, findHandler, type DispatchedOp } from './dispatch.js';
-import { type AdmitIdentity, alreadyHandshaken, encodeHandshakeOk, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
+import { type AdmitIdentity, alreadyHandshaken, HandshakeAnswers, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
 import { LOCKED_OPS, lockedError } from './handlers/panic.js';
 import { OpRunner } from './op-runner.js';
 
@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   audit?: AuditSink;
   /** Shared by a listener's connections, so a cached token is serialized once for all. */
   json?: FrozenJson;
+  /** Encoded handshake answers, shared by the connections of a listener host. */
+  answers?: HandshakeAnswers;
 }
 
 /** Stop reading from a peer that does not read our answers. */
@@ -59,6 +61,7 @@ export class Connection {
   readonly #maxFrameBytes: number;
   readonly #partialTimeoutMs: number;
   readonly #audit: AuditSink | undefined;
+  readonly #answers: HandshakeAnswers;
   readonly #ops: OpRunner;
   #identity: Identity | undefined;
   #partialTimer: NodeJS.Timeout | undefined;
@@ -82,6 +85,7 @@ export class Connection {
     this.#decoder = new FrameDecoder(Math.min(options.maxFrameBytes, PRE_HANDSHAKE_MAX_FRAME_BYTES), ' before the handshake — send the handshake first');
     this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
     this.#audit = options.audit;
+    this.#answers = options.answers ?? new HandshakeAnswers();
     this.#ops = new OpRunner({
       services: options.services,
       peer: options.peer,
@@ -292,7 +296,7 @@ export class Connection {
     this.#decoder.setMaxFrameBytes(this.#maxFrameBytes);
     if (identity.kind === 'client') this.#armClientTimers(identity.client);
     this.#auditHandshake('ok', identityName(identity));
-    if (!this.#socket.destroyed && this.#socket.writable) this.#write(encodeHandshakeOk(rawId, outcome));
+    if (!this.#socket.destroyed && this.#socket.writable) this.#write(this.#answers.encode(rawId, outcome));
   }
 
   /**

@@ -2,7 +2,10 @@ import { expect, it } from 'vitest';
 import { OWNER, type Identity } from '../clients/policy.js';
 import type { ClientRecord } from '../clients/registry.js';
 import { encodeFrame } from '../protocol/codec.js';
-import { encodeHandshakeOk, handshakeAnswerFrame, negotiateHandshake } from './handshake.js';
+import { HandshakeAnswers, handshakeAnswerFrame, negotiateHandshake } from './handshake.js';
+
+const answers = new HandshakeAnswers();
+const encodeHandshakeOk = answers.encode.bind(answers);
 
 function admitted(identity: Identity, serverVersion = '1.2.3') {
   const outcome = negotiateHandshake({

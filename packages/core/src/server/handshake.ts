@@ -108,24 +108,28 @@ export function handshakeAnswerFrame(rawId: unknown, outcome: { ok: true; data: 
 
 /** Encoded answers kept (one per identity that connects: the owner, each client); then cleared. */
 const ANSWER_CACHE_ENTRIES = 256;
-const answerCache = new Map<string, Buffer>();
 
 /**
- * The encoded answer to a successful handshake: the same bytes as encodeFrame of
- * handshakeAnswerFrame. Without an id to echo it depends only on the server, the identity's kind
- * (which ops) and its name, so it is encoded once per identity rather than once per connection
- * (a process-per-call client connects for every request). A cached buffer is only ever written.
+ * The encoded answers to successful handshakes: the same bytes as encodeFrame of
+ * handshakeAnswerFrame. Without an id to echo, an answer depends only on the server, the
+ * identity's kind (which ops) and its name, so it is encoded once per identity rather than once
+ * per connection (a process-per-call client connects for every request). A cached buffer is only
+ * ever written. One per listener host.
  */
-export function encodeHandshakeOk(rawId: unknown, outcome: { ok: true; identity: Identity; data: HandshakeResult }): Buffer {
-  if (typeof rawId === 'string') return encodeFrame(handshakeAnswerFrame(rawId, outcome));
-  const key = `${outcome.identity.kind}\n${outcome.data.server}\n${outcome.data.client}`;
-  let bytes = answerCache.get(key);
-  if (bytes === undefined) {
-    bytes = encodeFrame(handshakeAnswerFrame(undefined, outcome));
-    if (answerCache.size >= ANSWER_CACHE_ENTRIES) answerCache.clear();
-    answerCache.set(key, bytes);
+export class HandshakeAnswers {
+  readonly #cache = new Map<string, Buffer>();
+
+  encode(rawId: unknown, outcome: { ok: true; identity: Identity; data: HandshakeResult }): Buffer {
+    if (typeof rawId === 'string') return encodeFrame(handshakeAnswerFrame(rawId, outcome));
+    const key = `${outcome.identity.kind}\n${outcome.data.server}\n${outcome.data.client}`;
+    let bytes = this.#cache.get(key);
+    if (bytes === undefined) {
+      bytes = encodeFrame(handshakeAnswerFrame(undefined, outcome));
+      if (this.#cache.size >= ANSWER_CACHE_ENTRIES) this.#cache.clear();
+      this.#cache.set(key, bytes);
+    }
+    return bytes;
   }
-  return bytes;
 }
 
 export function alreadyHandshaken(): ProxyError {

@@ -12,6 +12,7 @@ import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
 import type { AuditEvent, AuditSink } from '../clients/audit-log.js';
 import { Connection, type HandshakeGate, type ListenerBinding } from './connection.js';
+import { HandshakeAnswers } from './handshake.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import type { PeerCredentialReader } from './peer-credentials.js';
 
@@ -94,6 +95,7 @@ export class ListenerHost {
   /** Authenticated connections per client name. */
   readonly #perClient = new Map<string, number>();
   readonly #json = new FrozenJson();
+  readonly #answers = new HandshakeAnswers();
 
   constructor(options: ListenerHostOptions) {
     this.#options = options;
@@ -168,6 +170,7 @@ export class ListenerHost {
       ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
       ...(audit ? { audit } : {}),
       json: this.#json,
+      answers: this.#answers,
     });
     if (audit) {
       const event: AuditEvent = { event: 'connect', client: listener.binding.clientName ?? 'none', op: 'connect', outcome: 'ok' };
