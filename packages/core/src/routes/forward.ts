@@ -453,9 +453,15 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
         teardown();
         resolve();
       });
+      // Thrown here, an error would reach no stream's error handling: it ends this response only.
       source.on('data', (chunk: Buffer) => {
         if (settled) return;
-        body.write(chunk, emit);
+        try {
+          body.write(chunk, emit);
+        } catch (err) {
+          settle(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
         if (full) {
           full = false;
           source.pause();
@@ -464,8 +470,12 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       });
       source.once('end', () => {
         if (settled) return;
-        body.end(emit);
-        res.end();
+        try {
+          body.end(emit);
+          res.end();
+        } catch (err) {
+          settle(err instanceof Error ? err : new Error(String(err)));
+        }
       });
     });
   };
