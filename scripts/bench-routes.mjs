@@ -11,11 +11,12 @@
 //  - proxy RSS growth while streaming 1 GiB through a route < 30 MB.
 // The upstream is plain http on 127.0.0.1 (allowed for loopback upstreams), so the figures
 // measure the proxy, not TLS.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Children, rssMb } from './bench/children.mjs';
 import { request } from 'undici';
 import { median, medianRound, pairedRatio } from './bench/stats.mjs';
 
@@ -37,17 +38,9 @@ const env = {
   CREDPROXY_KEY_FILE: path.join(dir, 'store.key'),
 };
 delete env.CREDPROXY_DEBUG;
-const children = [];
+const children = new Children(env);
 
-function start(args) {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  child.output = '';
-  const keep = (chunk) => (child.output = (child.output + chunk.toString()).slice(-8192));
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  return child;
-}
+const start = (args, options) => children.start(args, options);
 
 /** A helper process that prints its port first. */
 function startServer(args) {
@@ -70,10 +63,6 @@ function cli(args, input) {
   return r;
 }
 
-function rssMb(pid) {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 
 function load(url, conns, auth) {
   const r = spawnSync(process.execPath, [path.join(here, 'bench', 'http-load.mjs'), url, String(conns), String(SECONDS), ...(auth ? [auth] : [])], { encoding: 'utf8', env });
@@ -209,20 +198,6 @@ try {
   if (json) process.stdout.write(JSON.stringify({ routes: report }, null, 2) + '\n');
   else for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  routes: ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
 } finally {
-  await Promise.all(children.map((c) => {
-    if (c.exitCode !== null || c.signalCode !== null) return undefined;
-    return new Promise((resolve) => {
-      const late = setTimeout(() => {
-        process.stderr.write(`bench: ${c.spawnargs.slice(1).join(' ')} did not stop within 5 s of SIGTERM; killing it. Its last output:\n${c.output}\n`);
-        process.exitCode = 1;
-        c.kill('SIGKILL');
-      }, 5_000);
-      c.once('exit', () => {
-        clearTimeout(late);
-        resolve();
-      });
-      c.kill('SIGTERM');
-    });
-  }));
+  await children.stopAll();
   rmSync(dir, { recursive: true, force: true });
 }

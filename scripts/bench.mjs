@@ -15,11 +15,12 @@
 //  - token endpoint calls for 100 concurrent get_token on an expired token (real oidc-provider).
 //  - the Redis store (scripts/bench/redis-bench.mjs): cached get_token from a Redis-backed proxy
 //    against the file-backed one, and a fleet of three refreshing 300 concurrent requests.
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Children, rssMb } from './bench/children.mjs';
 import { ProxyClient } from '@credproxy/core';
 import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
 import { benchRedis } from './bench/redis-bench.mjs';
@@ -43,26 +44,10 @@ const env = {
 };
 delete env.CREDPROXY_DEBUG;
 const floorSocket = path.join(dir, 'f.sock');
-const children = [];
+const children = new Children(env);
 
-function start(args, options = {}) {
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  children.push(child);
-  // Read what the child writes: a pipe nobody reads fills up, and a process that still has
-  // output queued for it cannot exit. The last few KiB are kept for error reports.
-  child.output = '';
-  const keep = (chunk) => {
-    child.output = (child.output + chunk.toString()).slice(-8192);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  return child;
-}
+const start = (args, options) => children.start(args, options);
 
-function rssMb(pid) {
-  const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
-  return m ? Math.round(Number(m[1]) / 102.4) / 10 : NaN;
-}
 
 async function waitForSocket(socketPath) {
   for (let i = 0; i < 200; i++) {
@@ -259,22 +244,7 @@ try {
     for (const t of targets) process.stdout.write(`${t.met ? 'met   ' : 'MISSED'}  ${t.name}: ${Number(t.value).toFixed(2)} ${t.unit}\n`);
   }
 } finally {
-  // Every child must stop on SIGTERM; one that does not is reported (with its last output) and killed.
-  await Promise.all(children.map((c) => {
-    if (c.exitCode !== null || c.signalCode !== null) return undefined;
-    return new Promise((resolve) => {
-      const late = setTimeout(() => {
-        process.stderr.write(`bench: ${c.spawnargs.slice(1).join(' ')} did not stop within 5 s of SIGTERM; killing it. Its last output:\n${c.output}\n`);
-        process.exitCode = 1;
-        c.kill('SIGKILL');
-      }, 5_000);
-      c.once('exit', () => {
-        clearTimeout(late);
-        resolve();
-      });
-      c.kill('SIGTERM');
-    });
-  }));
+  await children.stopAll();
   await as.close();
   rmSync(dir, { recursive: true, force: true });
 }
