@@ -11,7 +11,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { startTestAuthServer, type TestAuthServer } from '@credproxy/testkit';
@@ -22,6 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanup, makeLayout, run, startServe, withClient, type Layout, type RunResult, type ServeProcess } from './cli-harness.js';
 import { refreshTokenFrom } from '../support/auth-code-login.js';
 import { makeTestCa, startTestUpstream, type TestUpstream } from '../support/https-upstream.js';
+import { portOpen } from '../support/temp.js';
 
 const execFileP = promisify(execFile);
 const API_KEY = 'sk-proj-E2E-REALKEY-0d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a';
@@ -43,17 +43,6 @@ async function cli(args: string[], input?: string): Promise<RunResult> {
   const r = record(await run(layout, args, input === undefined ? {} : { input }));
   expect(r.code, `credproxy ${args.join(' ')}: ${r.stderr}`).toBe(0);
   return r;
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 beforeAll(async () => {

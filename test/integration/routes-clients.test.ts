@@ -26,7 +26,7 @@ import {
 } from '../../packages/core/src/index.js';
 import { refreshTokenFrom } from '../support/auth-code-login.js';
 import { makeTestCa, startTestUpstream, type TestCa, type TestUpstream } from '../support/https-upstream.js';
-import { removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
+import { portOpen, removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
 
 const execFileP = promisify(execFile);
 type AuditEvent = Parameters<NonNullable<ProxyOptions['onAudit']>>[0];
@@ -68,17 +68,6 @@ async function fetchRoute(url: string, init: { method?: string; headers?: Record
   const body = Buffer.from(await res.body.arrayBuffer());
   received.push(Buffer.from(JSON.stringify(res.headers)), body);
   return { status: res.statusCode, headers: res.headers, body, text: body.toString('utf8') };
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 beforeAll(async () => {

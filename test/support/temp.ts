@@ -4,6 +4,7 @@
  * cleanupTestEnv().
  */
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { resolvePaths, startProxy, type ProxyOptions, type RunningProxy } from '../../packages/core/src/index.js';
@@ -74,4 +75,16 @@ export async function startTestProxy(
 export async function cleanupTestEnv(): Promise<void> {
   await Promise.all(proxies.splice(0).map((p) => p.stop()));
   await removeTempDirs();
+}
+
+/** Whether something accepts TCP connections on 127.0.0.1:PORT. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
