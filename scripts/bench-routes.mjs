@@ -12,35 +12,16 @@
 // The upstream is plain http on 127.0.0.1 (allowed for loopback upstreams), so the figures
 // measure the proxy, not TLS.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Children, rssMb } from './bench/children.mjs';
 import { request } from 'undici';
+import { rssMb } from './bench/children.mjs';
+import { benchContext, ROUNDS } from './bench/context.mjs';
 import { median, medianRound, pairedRatio } from './bench/stats.mjs';
 
-const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
-const secondsArg = process.argv.indexOf('--seconds');
-const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
-const ROUNDS = 5;
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
-const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
-
-const dir = mkdtempSync(path.join(os.tmpdir(), 'cpbr-'));
-const env = {
-  ...process.env,
-  CREDPROXY_SOCKET: path.join(dir, 'p.sock'),
-  CREDPROXY_DATA_DIR: path.join(dir, 'data'),
-  CREDPROXY_CONFIG: path.join(dir, 'config.json'),
-  // Storage encryption needs a key source; a key file keeps the bench off any OS keyring.
-  CREDPROXY_KEY_FILE: path.join(dir, 'store.key'),
-};
-delete env.CREDPROXY_DEBUG;
-const children = new Children(env);
-
-const start = (args, options) => children.start(args, options);
+// Storage encryption needs a key source; a key file keeps the bench off any OS keyring.
+const { json, seconds: SECONDS, here, bin: BIN, say, dir, env, children, start } = benchContext('cpbr-', (d) => ({ CREDPROXY_KEY_FILE: path.join(d, 'store.key') }));
 
 /** A helper process that prints its port first. */
 function startServer(args) {

@@ -16,37 +16,18 @@
 //  - the Redis store (scripts/bench/redis-bench.mjs): cached get_token from a Redis-backed proxy
 //    against the file-backed one, and a fleet of three refreshing 300 concurrent requests.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Children, rssMb } from './bench/children.mjs';
 import { ProxyClient } from '@credproxy/core';
 import { createScriptedUser, startTestAuthServer } from '@credproxy/testkit';
+import { rssMb } from './bench/children.mjs';
+import { benchContext, ROUNDS } from './bench/context.mjs';
 import { benchRedis } from './bench/redis-bench.mjs';
 import { median, medianRound, pairedRatio } from './bench/stats.mjs';
 
-// `npm run bench -- --json`, or `npm run bench --json` (npm keeps that flag and sets npm_config_json).
-const json = process.argv.includes('--json') || process.env.npm_config_json === 'true';
-const secondsArg = process.argv.indexOf('--seconds');
-const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 2;
-const ROUNDS = 5;
-const here = path.dirname(fileURLToPath(import.meta.url));
-const BIN = path.join(here, '..', 'packages', 'cli', 'dist', 'bin.js');
-const say = (s) => { if (!json) process.stderr.write(s + '\n'); };
-
-const dir = mkdtempSync(path.join(os.tmpdir(), 'cpbench-'));
-const env = {
-  ...process.env,
-  CREDPROXY_SOCKET: path.join(dir, 'p.sock'),
-  CREDPROXY_DATA_DIR: path.join(dir, 'data'),
-  CREDPROXY_CONFIG: path.join(dir, 'config.json'),
-};
-delete env.CREDPROXY_DEBUG;
+const { json, seconds: SECONDS, here, bin: BIN, say, dir, env, children, start } = benchContext('cpbench-');
 const floorSocket = path.join(dir, 'f.sock');
-const children = new Children(env);
-
-const start = (args, options) => children.start(args, options);
 
 
 async function waitForSocket(socketPath) {
