@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
@@ -108,14 +108,14 @@ it('writes the pending repeat counts on close', async () => {
   expect(lines(file).map((l) => l.repeat)).toEqual([undefined, 2]);
 });
 
-it('chains the lines of a turn after it, in the order recorded and with the time each was recorded', async () => {
+it('chains the lines in the order recorded, each with the time it was recorded, also across a flush', async () => {
   const file = path.join(dir, 'audit.log');
   let now = 1_790_000_000_000;
   const log = new AuditLog({ file, clock: { now: () => now } });
   log.record({ event: 'connect', client: 'none', op: 'connect', outcome: 'ok', pid: 1, uid: 0 });
   now += 5;
   log.record({ event: 'handshake', client: 'owner', op: 'handshake', outcome: 'ok', pid: 1 });
-  // flush() writes what this turn recorded so far; the turn goes on recording.
+  // flush() writes what was recorded so far; recording goes on.
   await log.flush();
   expect(lines(file).map((l) => l.event)).toEqual(['connect', 'handshake']);
   now += 5;
@@ -130,7 +130,7 @@ it('chains the lines of a turn after it, in the order recorded and with the time
   expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 4, fromGenesis: true });
 });
 
-it('a turn that records more lines than it keeps waiting chains them as it goes, in order', async () => {
+it('a burst of more lines than one batch holds is written in order, one chain', async () => {
   const file = path.join(dir, 'audit.log');
   const log = new AuditLog({ file, clock });
   for (let i = 0; i < 1000; i++) log.record(event(i));
@@ -157,4 +157,21 @@ it('writes each line\'s time as toISOString() of the clock, whatever the time', 
     }),
     { numRuns: 200 },
   );
+});
+
+it('keeps the batches an append refused, in order, and writes them with the next batch', async () => {
+  const file = path.join(dir, 'audit.log');
+  const log = new AuditLog({ file, clock });
+  // A directory where the log should be: every append fails (as on a full disk).
+  mkdirSync(file);
+  for (let i = 0; i < 3; i++) log.record(event(i));
+  await log.flush();
+  // The next batch reuses the buffer the refused one was encoded in.
+  for (let i = 3; i < 6; i++) log.record(event(i));
+  await log.flush();
+  rmdirSync(file);
+  log.record(event(6));
+  await log.close();
+  expect(lines(file).map((l) => l.n)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 7, fromGenesis: true });
 });
