@@ -175,3 +175,27 @@ it('keeps the batches an append refused, in order, and writes them with the next
   expect(lines(file).map((l) => l.n)).toEqual([0, 1, 2, 3, 4, 5, 6]);
   expect(verifyAuditChain(file)).toMatchObject({ ok: true, lines: 7, fromGenesis: true });
 });
+
+it('connection() writes the same bytes as record() of the same connect or handshake event', async () => {
+  const fixed = { now: () => 1_790_000_000_123 };
+  const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.tuple(fc.constantFrom('connect' as const, 'handshake' as const), fc.string(), fc.constantFrom('ok', 'UNAUTHORIZED', 'RATE_LIMITED'), opt(fc.nat()), opt(fc.nat())), { minLength: 1, maxLength: 6 }),
+      async (events) => {
+        const a = path.join(dir, `a-${Math.random()}.log`);
+        const b = path.join(dir, `b-${Math.random()}.log`);
+        const viaRecord = new AuditLog({ file: a, clock: fixed });
+        const viaConnection = new AuditLog({ file: b, clock: fixed });
+        for (const [kind, client, outcome, pid, uid] of events) {
+          viaRecord.record({ event: kind, client, op: kind, outcome, pid, uid });
+          viaConnection.connection(kind, client, outcome, pid, uid);
+        }
+        await viaRecord.close();
+        await viaConnection.close();
+        expect(readFileSync(b, 'utf8')).toBe(readFileSync(a, 'utf8'));
+      },
+    ),
+    { numRuns: 100 },
+  );
+});

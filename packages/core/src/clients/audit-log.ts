@@ -70,6 +70,8 @@ export interface AuditEvent {
 export interface AuditSink {
   record(event: AuditEvent): void;
   op(client: string, op: string, outcome: string, provider: string | undefined, bucket: string | undefined, ms: number | undefined, pid: number | undefined): void;
+  /** A connect or handshake line — the same as record({event, client, op: event, outcome, pid, uid}) — without an event object. */
+  connection(event: 'connect' | 'handshake', client: string, outcome: string, pid: number | undefined, uid: number | undefined): void;
 }
 
 /** A sink that hands every line to `fn` as an event object (tests, custom auditing). */
@@ -82,6 +84,12 @@ export function auditSinkOf(fn: (event: AuditEvent) => void): AuditSink {
       if (bucket !== undefined) event.bucket = bucket;
       if (ms !== undefined) event.ms = ms;
       if (pid !== undefined) event.pid = pid;
+      fn(event);
+    },
+    connection(kind, client, outcome, pid, uid) {
+      const event: AuditEvent = { event: kind, client, op: kind, outcome };
+      if (pid !== undefined) event.pid = pid;
+      if (uid !== undefined) event.uid = uid;
       fn(event);
     },
   };
@@ -119,6 +127,7 @@ export class AuditLog implements AuditSink {
   #repeatChars = 0;
   #repeatTimer: NodeJS.Timeout | undefined;
   #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
+  #lastConnection: { event: string; client: string; outcome: string; json: string } | undefined;
   #ts = '';
   /** The second #secondPrefix (`{"ts":"YYYY-MM-DDTHH:MM:SS.`) is of. */
   #second = Number.NaN;
@@ -173,6 +182,24 @@ export class AuditLog implements AuditSink {
       return;
     }
     this.#failure(pid === undefined ? last.json : `${last.json},"pid":${pid}`, body);
+  }
+
+  /**
+   * A connect or handshake line — the same bytes as record({event, client, op: event, outcome,
+   * pid, uid}) — without an event object; a connection's lines share their middle with the last one.
+   */
+  connection(event: 'connect' | 'handshake', client: string, outcome: string, pid: number | undefined, uid: number | undefined): void {
+    let last = this.#lastConnection;
+    if (last === undefined || last.event !== event || last.client !== client || last.outcome !== outcome) {
+      const json = `,"event":"${event}","client":${this.#quote(client)},"op":"${event}","outcome":${this.#quote(outcome)}`;
+      last = { event, client, outcome, json };
+      this.#lastConnection = last;
+    }
+    let body = last.json;
+    if (pid !== undefined) body += `,"pid":${pid}`;
+    if (uid !== undefined) body += `,"uid":${uid}`;
+    if (outcome === 'ok') this.#push(body);
+    else this.#failure(body, body);
   }
 
   /**

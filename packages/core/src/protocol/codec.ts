@@ -1,3 +1,4 @@
+import { isAscii, isUtf8 } from 'node:buffer';
 import { ErrorCode, ProxyError } from './errors.js';
 import { MAX_FRAME_BYTES, PROTOCOL_VERSION } from './limits.js';
 
@@ -76,13 +77,12 @@ export type DecodedFrame =
       fatal: boolean;
     };
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function parseBody(body: Uint8Array): DecodedFrame {
+function parseBody(body: Buffer): DecodedFrame {
+  // Frames are almost always ASCII: read as one-byte text, no decoding; otherwise strict UTF-8.
   let text: string;
-  try {
-    text = utf8.decode(body);
-  } catch {
+  if (isAscii(body)) text = body.toString('latin1');
+  else if (isUtf8(body)) text = body.toString('utf8');
+  else {
     return {
       ok: false,
       fatal: false,

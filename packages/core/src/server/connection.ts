@@ -342,8 +342,6 @@ export class Connection {
 
   #auditHandshake(outcome: string, client: string): void {
     if (!this.#audit) return;
-    this.#audit.record(this.#peer.pid !== undefined
-      ? { event: 'handshake', client, op: 'handshake', outcome, pid: this.#peer.pid }
-      : { event: 'handshake', client, op: 'handshake', outcome });
+    this.#audit.connection('handshake', client, outcome, this.#peer.pid, undefined);
   }
 }

@@ -10,7 +10,7 @@ import type { Identity } from '../clients/policy.js';
 import { CLIENT_IDLE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MAX_FRAME_BYTES, OWNER_RESERVED_CONNECTIONS } from '../protocol/limits.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
-import type { AuditEvent, AuditSink } from '../clients/audit-log.js';
+import type { AuditSink } from '../clients/audit-log.js';
 import { Connection, type HandshakeGate, type ListenerBinding } from './connection.js';
 import { HandshakeAnswers } from './handshake.js';
 import type { PeerInfo, ProxyServices } from './context.js';
@@ -172,12 +172,7 @@ export class ListenerHost {
       json: this.#json,
       answers: this.#answers,
     });
-    if (audit) {
-      const event: AuditEvent = { event: 'connect', client: listener.binding.clientName ?? 'none', op: 'connect', outcome: 'ok' };
-      if (peer.pid !== undefined) event.pid = peer.pid;
-      if (peer.uid !== undefined) event.uid = peer.uid;
-      audit.record(event);
-    }
+    audit?.connection('connect', listener.binding.clientName ?? 'none', 'ok', peer.pid, peer.uid);
     listener.connections.add(connection);
     socket.once('close', () => {
       this.#connectionCount -= 1;
