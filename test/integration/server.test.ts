@@ -2,9 +2,10 @@
  * The owner's ops over a real socket (SPEC §2), and the files they leave (SPEC §1).
  */
 import { promises as fs } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CREDPROXY_VERSION, ProxyClient } from '../../packages/core/src/index.js';
+import { CREDPROXY_VERSION, encodeFrame, ProxyClient } from '../../packages/core/src/index.js';
 import { RawClient, type RawFrame } from '../support/raw-client.js';
 import { cleanupTestEnv, startTestProxy, type ProxyLayout } from '../support/temp.js';
 
@@ -237,5 +238,43 @@ describe('files', () => {
     expect(text).toContain('get_token');
     expect(await mode(file)).toBe(0o600);
     expect(text).not.toMatch(/AT-|RT-SECRET|sk-KEY-VALUE|ID-gh/);
+  });
+});
+
+describe('a peer that half-closes after its requests', () => {
+  /** Write raw frames, end our side at once, and collect every answer until the proxy closes. */
+  function halfClose(frames: object[]): Promise<{ answers: any[]; closedMs: number }> {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const sock = net.connect(layout.socketPath);
+      let buf = Buffer.alloc(0);
+      const answers: any[] = [];
+      sock.on('data', (chunk) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+          answers.push(JSON.parse(buf.subarray(4, 4 + buf.readUInt32BE(0)).toString()));
+          buf = buf.subarray(4 + buf.readUInt32BE(0));
+        }
+      });
+      sock.on('error', reject);
+      sock.on('close', () => resolve({ answers, closedMs: Date.now() - t0 }));
+      sock.end(Buffer.concat(frames.map((f) => encodeFrame(f))));
+    });
+  }
+
+  it('gets the answer of an op still running at its EOF (a disk write), then the proxy closes', async () => {
+    const { answers } = await halfClose([
+      { v: 2, op: 'handshake', payload: { minVersion: 1, maxVersion: 2 } },
+      { v: 2, id: 'k', op: 'set_api_key', payload: { name: 'half-closed', key: 'sk-HALF-CLOSED' } },
+    ]);
+    expect(answers.map((a) => a.ok)).toEqual([true, true]);
+    expect(answers[1]).toMatchObject({ id: 'k', data: { saved: true } });
+    expect(await ok('has_api_key', { name: 'half-closed' })).toEqual({ exists: true });
+  });
+
+  it('is closed as soon as its answers went out', async () => {
+    const { answers, closedMs } = await halfClose([{ v: 2, op: 'handshake', payload: { minVersion: 1, maxVersion: 2 } }, { v: 2, id: 'p', op: 'ping' }]);
+    expect(answers.map((a) => a.ok)).toEqual([true, true]);
+    expect(closedMs).toBeLessThan(1000);
   });
 });

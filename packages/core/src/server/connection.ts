@@ -71,6 +71,8 @@ export class Connection {
   /** Client connections with a TTL only: closes the connection when the client expires. */
   #expiryTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  /** The peer half-closed: it sends nothing more. */
+  #peerEnded = false;
 
   constructor(options: ConnectionOptions) {
     this.#socket = options.socket;
@@ -98,6 +100,7 @@ export class Connection {
       audit: (op, outcome, scope, ms) => this.#auditOp(op, outcome, scope, ms),
     });
     this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    this.#socket.on('end', () => this.#onPeerEnd());
     this.#socket.on('close', () => this.#onClose());
     this.#socket.on('error', () => undefined);
     // A peer that never completes a handshake must not hold a connection slot forever.
@@ -147,6 +150,23 @@ export class Connection {
       if (this.#closed) return;
     }
     this.#armPartialTimer();
+  }
+
+  /**
+   * The peer will send nothing more (its socket is half-open: the listener does not end ours for
+   * it). With nothing in flight the connection closes at once — no shutdown round of its own for
+   * a one-shot caller that has its answer; otherwise it stays open until the last answer went out.
+   */
+  #onPeerEnd(): void {
+    this.#peerEnded = true;
+    if (this.#ops.size === 0) this.#endAfterWrites();
+  }
+
+  /** Close now when every answer was written; else end after the buffered ones. */
+  #endAfterWrites(): void {
+    this.#closed = true;
+    if (this.#socket.writableLength === 0) this.#socket.destroy();
+    else this.#closeAfterAnswer();
   }
 
   /** A frame that stays incomplete for too long closes the connection (slowloris). */
@@ -206,7 +226,10 @@ export class Connection {
     if (this.#socket.writableLength > MAX_UNREAD_OUTPUT_BYTES) {
       this.#services.logger.log('warn', 'closing connection: peer is not reading its answers', { pid: this.#peer.pid });
       this.#socket.destroy();
+      return;
     }
+    // A peer that half-closed after its requests gets every answer, then the connection ends.
+    if (this.#peerEnded && this.#ops.size === 0) this.#endAfterWrites();
   }
 
   #refuse(error: ProxyError, id: string | null): void {

@@ -111,7 +111,8 @@ export class ListenerHost {
       throw new ProxyError(ErrorCode.INVALID_REQUEST, `credproxy already listens on ${socketPath}`);
     }
     await clearStaleSocket(socketPath);
-    const listener: Listener = { socketPath, server: net.createServer(), binding, connections: new Set() };
+    // Half-open: a connection decides when to end its side (connection.ts, #onPeerEnd).
+    const listener: Listener = { socketPath, server: net.createServer({ allowHalfOpen: true }), binding, connections: new Set() };
     listener.server.on('connection', (socket) => this.#accept(listener, socket));
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void =>
