@@ -67,22 +67,25 @@ export interface OpRunnerDeps {
 
 export class OpRunner {
   readonly #d: OpRunnerDeps;
-  readonly #inFlight = new Map<string, InFlight>();
+  /** Made at the first op answered asynchronously: a one-shot caller's cached token never needs it. */
+  #inFlight: Map<string, InFlight> | undefined;
 
   constructor(deps: OpRunnerDeps) {
     this.#d = deps;
   }
 
   get size(): number {
-    return this.#inFlight.size;
+    return this.#inFlight?.size ?? 0;
   }
 
   /** Why a request with this id cannot start now (duplicate id, too many in flight), if so. */
   refusal(id: string): ProxyError | undefined {
-    if (this.#inFlight.has(id)) {
+    const inFlight = this.#inFlight;
+    if (inFlight === undefined) return undefined;
+    if (inFlight.has(id)) {
       return new ProxyError(ErrorCode.INVALID_REQUEST, `a request with id "${id.slice(0, 64)}" is already in flight — use a fresh id per request`);
     }
-    if (this.#inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
+    if (inFlight.size >= MAX_IN_FLIGHT_PER_CONNECTION) {
       return new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `at most ${MAX_IN_FLIGHT_PER_CONNECTION} requests may be in flight on one connection — wait for answers or open another connection`);
     }
     return undefined;
@@ -95,10 +98,10 @@ export class OpRunner {
       this.#d.send(toErrorFrame(new ProxyError(ErrorCode.INVALID_REQUEST, 'cancel needs payload.targetId: the id of a request in flight on this connection'), id));
       return;
     }
-    const target = this.#inFlight.get(targetId);
+    const target = this.#inFlight?.get(targetId);
     if (target && !target.cancelled) {
       target.cancelled = true;
-      this.#inFlight.delete(targetId);
+      this.#inFlight?.delete(targetId);
       const reason = new ProxyError(ErrorCode.CANCELLED, `request ${targetId.slice(0, 64)} was cancelled by the client`);
       target.abort(reason);
       this.#d.send(toErrorFrame(reason, targetId));
@@ -110,6 +113,7 @@ export class OpRunner {
 
   /** The connection closed: every request in flight is aborted and answers nothing. */
   abortAll(): void {
+    if (this.#inFlight === undefined) return;
     const reason = new ProxyError(ErrorCode.CANCELLED, 'connection closed');
     for (const req of this.#inFlight.values()) {
       req.cancelled = true;
@@ -141,12 +145,12 @@ export class OpRunner {
       return;
     }
     const inFlight = ctx.inFlight();
-    this.#inFlight.set(id, inFlight);
+    (this.#inFlight ??= new Map()).set(id, inFlight);
     let deadline: NodeJS.Timeout | undefined;
     const settled = (): boolean => {
       if (deadline) clearTimeout(deadline);
       if (inFlight.cancelled) return false;
-      this.#inFlight.delete(id);
+      this.#inFlight?.delete(id);
       return true;
     };
     if (handler.slow) {
