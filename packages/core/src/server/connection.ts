@@ -10,26 +10,28 @@ import type { Socket } from 'node:net';
 import { type AuditSink, capAuditString } from '../clients/audit-log.js';
 import { type Identity, identityName } from '../clients/policy.js';
 import type { ClientRecord } from '../clients/registry.js';
-import { encodeFrame, FrameDecoder, FrozenJson } from '../protocol/codec.js';
+import { encodeFrame, FrameDecoder, type FrozenJson } from '../protocol/codec.js';
 import { checkRequestEnvelope, isEnvelopeError, readEnvelope } from '../protocol/envelope.js';
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { HANDSHAKE_TIMEOUT_MS, PARTIAL_FRAME_TIMEOUT_MS, PRE_HANDSHAKE_MAX_FRAME_BYTES } from '../protocol/limits.js';
 import { isPlainObject } from '../protocol/validate.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import { ALL_OPS, findHandler, type DispatchedOp } from './dispatch.js';
-import { type AdmitIdentity, alreadyHandshaken, HandshakeAnswers, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
+import { type AdmitIdentity, alreadyHandshaken, type HandshakeAnswers, type HandshakeGate, handshakeAnswerFrame, type ListenerBinding, negotiateHandshake } from './handshake.js';
 import { LOCKED_OPS, lockedError } from './handlers/panic.js';
 import { OpRunner } from './op-runner.js';
 
 export type { AdmitIdentity, HandshakeGate, ListenerBinding } from './handshake.js';
 
-export interface ConnectionOptions {
-  socket: Socket;
+/**
+ * What the connections of one listener share: made once when the listener starts, not per
+ * connection (a process-per-call client connects for every request).
+ */
+export interface ListenerShared {
   binding: ListenerBinding;
-  peer: PeerInfo;
   services: ProxyServices;
   gate: HandshakeGate;
-  /** The path of the listener this connection came in on (what ping tells a client). */
+  /** The path of the listener (what ping tells a client). */
   socketPath: string;
   maxFrameBytes: number;
   partialFrameTimeoutMs?: number;
@@ -39,10 +41,15 @@ export interface ConnectionOptions {
   admit?: AdmitIdentity;
   audit?: AuditSink;
   /** Shared by a listener's connections, so a cached token is serialized once for all. */
-  json?: FrozenJson;
+  json: FrozenJson;
   /** Encoded handshake answers, shared by the connections of a listener host. */
-  answers?: HandshakeAnswers;
+  answers: HandshakeAnswers;
+  /** Called once when a connection has closed (after its own cleanup). */
+  closed?: (connection: Connection) => void;
 }
+
+/** An 'error' event is followed by 'close', where the connection cleans up. */
+const ignoreError = (): void => undefined;
 
 /** Stop reading from a peer that does not read our answers. */
 const MAX_UNREAD_OUTPUT_BYTES = 16 * 1024 * 1024;
@@ -51,17 +58,10 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class Connection {
   readonly #socket: Socket;
-  readonly #binding: ListenerBinding;
   readonly #peer: PeerInfo;
+  readonly #shared: ListenerShared;
   readonly #services: ProxyServices;
-  readonly #gate: HandshakeGate;
-  readonly #admit: AdmitIdentity | undefined;
-  readonly #clientIdleTimeoutMs: number;
   readonly #decoder: FrameDecoder;
-  readonly #maxFrameBytes: number;
-  readonly #partialTimeoutMs: number;
-  readonly #audit: AuditSink | undefined;
-  readonly #answers: HandshakeAnswers;
   readonly #ops: OpRunner;
   #identity: Identity | undefined;
   #partialTimer: NodeJS.Timeout | undefined;
@@ -74,37 +74,30 @@ export class Connection {
   /** The peer half-closed: it sends nothing more. */
   #peerEnded = false;
 
-  constructor(options: ConnectionOptions) {
-    this.#socket = options.socket;
-    this.#binding = options.binding;
-    this.#peer = options.peer;
-    this.#services = options.services;
-    this.#gate = options.gate;
-    this.#admit = options.admit;
-    this.#clientIdleTimeoutMs = options.clientIdleTimeoutMs ?? 0;
-    this.#maxFrameBytes = options.maxFrameBytes;
+  constructor(socket: Socket, peer: PeerInfo, shared: ListenerShared) {
+    this.#socket = socket;
+    this.#peer = peer;
+    this.#shared = shared;
+    this.#services = shared.services;
     // A peer that has not proven who it is cannot make us buffer more than a handshake needs.
-    this.#decoder = new FrameDecoder(Math.min(options.maxFrameBytes, PRE_HANDSHAKE_MAX_FRAME_BYTES), ' before the handshake — send the handshake first');
-    this.#partialTimeoutMs = options.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS;
-    this.#audit = options.audit;
-    this.#answers = options.answers ?? new HandshakeAnswers();
+    this.#decoder = new FrameDecoder(Math.min(shared.maxFrameBytes, PRE_HANDSHAKE_MAX_FRAME_BYTES), ' before the handshake — send the handshake first');
     this.#ops = new OpRunner({
-      services: options.services,
-      peer: options.peer,
-      listenerPath: options.socketPath,
-      maxFrameBytes: options.maxFrameBytes,
-      json: options.json ?? new FrozenJson(),
+      services: shared.services,
+      peer,
+      listenerPath: shared.socketPath,
+      maxFrameBytes: shared.maxFrameBytes,
+      json: shared.json,
       send: (frame) => this.#send(frame),
       write: (bytes) => this.#write(bytes),
       writable: () => !this.#socket.destroyed && this.#socket.writable,
       audit: (op, outcome, scope, ms) => this.#auditOp(op, outcome, scope, ms),
     });
-    this.#socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    this.#socket.on('end', () => this.#onPeerEnd());
-    this.#socket.on('close', () => this.#onClose());
-    this.#socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onPeerEnd());
+    socket.on('close', () => this.#onClose());
+    socket.on('error', ignoreError);
     // A peer that never completes a handshake must not hold a connection slot forever.
-    this.#handshakeTimer = setTimeout(() => this.#socket.destroy(), options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
+    this.#handshakeTimer = setTimeout(() => this.#socket.destroy(), shared.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     this.#handshakeTimer.unref();
   }
 
@@ -178,7 +171,7 @@ export class Connection {
           pid: this.#peer.pid,
         });
         this.#socket.destroy();
-      }, this.#partialTimeoutMs);
+      }, (this.#shared.partialFrameTimeoutMs ?? PARTIAL_FRAME_TIMEOUT_MS));
     } else {
       this.#clearPartialTimer();
     }
@@ -207,13 +200,14 @@ export class Connection {
     clearTimeout(this.#expiryTimer);
     // Most connections close with nothing in flight (a one-shot caller has its answer).
     if (this.#ops.size > 0) this.#ops.abortAll();
+    this.#shared.closed?.(this);
   }
 
   #send(frame: object): void {
     if (this.#socket.destroyed || !this.#socket.writable) return;
     let bytes: Buffer;
     try {
-      bytes = encodeFrame(frame, this.#maxFrameBytes);
+      bytes = encodeFrame(frame, this.#shared.maxFrameBytes);
     } catch (err) {
       const id = (frame as { id?: string | null }).id ?? null;
       bytes = encodeFrame(toErrorFrame(err, id));
@@ -301,10 +295,10 @@ export class Connection {
     }
     const outcome = negotiateHandshake({
       payload,
-      binding: this.#binding,
+      binding: this.#shared.binding,
       peer: this.#peer,
-      gate: this.#gate,
-      admit: this.#admit,
+      gate: this.#shared.gate,
+      admit: this.#shared.admit,
       serverVersion: this.#services.version,
     });
     if (!outcome.ok) {
@@ -316,10 +310,10 @@ export class Connection {
     const { identity } = outcome;
     this.#identity = identity;
     clearTimeout(this.#handshakeTimer);
-    this.#decoder.setMaxFrameBytes(this.#maxFrameBytes);
+    this.#decoder.setMaxFrameBytes(this.#shared.maxFrameBytes);
     if (identity.kind === 'client') this.#armClientTimers(identity.client);
     this.#auditHandshake('ok', identityName(identity));
-    if (!this.#socket.destroyed && this.#socket.writable) this.#write(this.#answers.encode(rawId, outcome));
+    if (!this.#socket.destroyed && this.#socket.writable) this.#write(this.#shared.answers.encode(rawId, outcome));
   }
 
   /**
@@ -328,7 +322,7 @@ export class Connection {
    * idle out: the owner is not the one who could starve the others).
    */
   #armClientTimers(client: ClientRecord): void {
-    if (this.#clientIdleTimeoutMs > 0) {
+    if ((this.#shared.clientIdleTimeoutMs ?? 0) > 0) {
       this.#idleTimer = setTimeout(() => {
         if (this.#ops.size > 0) {
           this.#idleTimer?.refresh();
@@ -336,7 +330,7 @@ export class Connection {
         }
         this.#services.logger.log('info', 'closing idle client connection', { client: client.name, pid: this.#peer.pid });
         this.#socket.destroy();
-      }, this.#clientIdleTimeoutMs);
+      }, (this.#shared.clientIdleTimeoutMs ?? 0));
       this.#idleTimer.unref();
     }
     if (client.expires_at === undefined) return;
@@ -357,14 +351,14 @@ export class Connection {
   }
 
   #auditOp(op: string, outcome: string, scope?: { provider?: string; bucket?: string }, ms?: number): void {
-    if (!this.#audit) return;
+    if (!this.#shared.audit) return;
     const client = this.#identity ? identityName(this.#identity) : 'none';
     const rounded = ms === undefined ? undefined : Math.round(ms * 100) / 100;
-    this.#audit.op(client, op, outcome, scope?.provider, scope?.bucket, rounded, this.#peer.pid);
+    this.#shared.audit.op(client, op, outcome, scope?.provider, scope?.bucket, rounded, this.#peer.pid);
   }
 
   #auditHandshake(outcome: string, client: string): void {
-    if (!this.#audit) return;
-    this.#audit.connection('handshake', client, outcome, this.#peer.pid, undefined);
+    if (!this.#shared.audit) return;
+    this.#shared.audit.connection('handshake', client, outcome, this.#peer.pid, undefined);
   }
 }

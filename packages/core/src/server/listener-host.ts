@@ -11,7 +11,7 @@ import { CLIENT_IDLE_TIMEOUT_MS, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CLIENT, MA
 import { ErrorCode, ProxyError, toErrorFrame } from '../protocol/errors.js';
 import { encodeFrame, FrozenJson } from '../protocol/codec.js';
 import type { AuditSink } from '../clients/audit-log.js';
-import { Connection, type HandshakeGate, type ListenerBinding } from './connection.js';
+import { Connection, type HandshakeGate, type ListenerBinding, type ListenerShared } from './connection.js';
 import { HandshakeAnswers } from './handshake.js';
 import type { PeerInfo, ProxyServices } from './context.js';
 import type { PeerCredentialReader } from './peer-credentials.js';
@@ -51,6 +51,8 @@ interface Listener {
   server: net.Server;
   binding: ListenerBinding;
   connections: Set<Connection>;
+  /** What its connections share (made once, here, not per connection). */
+  shared: ListenerShared;
 }
 
 /** Probe a socket path: true when something answers a connect. */
@@ -112,7 +114,8 @@ export class ListenerHost {
     }
     await clearStaleSocket(socketPath);
     // Half-open: a connection decides when to end its side (connection.ts, #onPeerEnd).
-    const listener: Listener = { socketPath, server: net.createServer({ allowHalfOpen: true }), binding, connections: new Set() };
+    const connections = new Set<Connection>();
+    const listener: Listener = { socketPath, server: net.createServer({ allowHalfOpen: true }), binding, connections, shared: this.#shared(socketPath, binding, connections) };
     listener.server.on('connection', (socket) => this.#accept(listener, socket));
     await new Promise<void>((resolve, reject) => {
       const fail = (err: NodeJS.ErrnoException): void =>
@@ -132,6 +135,26 @@ export class ListenerHost {
     listener.server.on('error', (err) => this.#options.services.logger.log('error', `listener ${socketPath}: ${err.message}`));
     await fs.chmod(socketPath, 0o600);
     this.#listeners.set(socketPath, listener);
+  }
+
+  #shared(socketPath: string, binding: ListenerBinding, connections: Set<Connection>): ListenerShared {
+    const o = this.#options;
+    const shared: ListenerShared = {
+      binding,
+      services: o.services,
+      gate: o.gate,
+      socketPath,
+      admit: (identity) => this.#admit(binding, identity),
+      clientIdleTimeoutMs: o.clientIdleTimeoutMs ?? CLIENT_IDLE_TIMEOUT_MS,
+      maxFrameBytes: o.maxFrameBytes ?? MAX_FRAME_BYTES,
+      json: this.#json,
+      answers: this.#answers,
+      closed: (connection) => this.#closed(connections, connection),
+    };
+    if (o.partialFrameTimeoutMs !== undefined) shared.partialFrameTimeoutMs = o.partialFrameTimeoutMs;
+    if (o.handshakeTimeoutMs !== undefined) shared.handshakeTimeoutMs = o.handshakeTimeoutMs;
+    if (o.audit) shared.audit = o.audit;
+    return shared;
   }
 
   /** Connections clients may use, all listeners together: the cap less the owner's reserve. */
@@ -156,35 +179,21 @@ export class ListenerHost {
       peer = {};
     }
     this.#connectionCount += 1;
-    const audit = this.#options.audit;
-    const connection = new Connection({
-      socket,
-      binding: listener.binding,
-      peer,
-      services: this.#options.services,
-      gate: this.#options.gate,
-      socketPath: listener.socketPath,
-      admit: (identity) => this.#admit(listener, identity),
-      clientIdleTimeoutMs: this.#options.clientIdleTimeoutMs ?? CLIENT_IDLE_TIMEOUT_MS,
-      maxFrameBytes: this.#options.maxFrameBytes ?? MAX_FRAME_BYTES,
-      ...(this.#options.partialFrameTimeoutMs !== undefined ? { partialFrameTimeoutMs: this.#options.partialFrameTimeoutMs } : {}),
-      ...(this.#options.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.#options.handshakeTimeoutMs } : {}),
-      ...(audit ? { audit } : {}),
-      json: this.#json,
-      answers: this.#answers,
-    });
-    audit?.connection('connect', listener.binding.clientName ?? 'none', 'ok', peer.pid, peer.uid);
+    const connection = new Connection(socket, peer, listener.shared);
+    this.#options.audit?.connection('connect', listener.binding.clientName ?? 'none', 'ok', peer.pid, peer.uid);
     listener.connections.add(connection);
-    socket.once('close', () => {
-      this.#connectionCount -= 1;
-      listener.connections.delete(connection);
-      const id = connection.identity;
-      if (id?.kind === 'client') {
-        const left = (this.#perClient.get(id.client.name) ?? 1) - 1;
-        if (left > 0) this.#perClient.set(id.client.name, left);
-        else this.#perClient.delete(id.client.name);
-      }
-    });
+  }
+
+  /** A connection closed: its slot, and its client's, are free again. */
+  #closed(connections: Set<Connection>, connection: Connection): void {
+    this.#connectionCount -= 1;
+    connections.delete(connection);
+    const id = connection.identity;
+    if (id?.kind === 'client') {
+      const left = (this.#perClient.get(id.client.name) ?? 1) - 1;
+      if (left > 0) this.#perClient.set(id.client.name, left);
+      else this.#perClient.delete(id.client.name);
+    }
   }
 
   /**
@@ -192,7 +201,7 @@ export class ListenerHost {
    * cap, and never one of the owner's reserved slots — a client token on the owner socket counts
    * against the clients' share, as if it had come in on a client socket.
    */
-  #admit(listener: Listener, identity: Identity): ProxyError | undefined {
+  #admit(binding: ListenerBinding, identity: Identity): ProxyError | undefined {
     if (identity.kind !== 'client') return undefined;
     const name = identity.client.name;
     const held = this.#perClient.get(name) ?? 0;
@@ -201,7 +210,7 @@ export class ListenerHost {
       return new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `client ${name} already has ${held} connections open, the most one client may hold — close idle ones and retry`);
     }
     const share = this.#clientShare();
-    if (listener.binding.kind === 'owner' && this.#connectionCount > share) {
+    if (binding.kind === 'owner' && this.#connectionCount > share) {
       return new ProxyError(ErrorCode.RESOURCE_EXHAUSTED, `credproxy has ${share} connections open for clients; the rest are kept for the owner — close idle ones and retry`);
     }
     this.#perClient.set(name, held + 1);
