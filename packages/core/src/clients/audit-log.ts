@@ -129,6 +129,8 @@ export class AuditLog implements AuditSink {
   #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
   #lastConnection: { event: string; client: string; outcome: string; json: string } | undefined;
   #ts = '';
+  /** `#ts` and a `prev` placeholder: the ASCII start of every line of the current millisecond. */
+  #head = '';
   /** The second #secondPrefix (`{"ts":"YYYY-MM-DDTHH:MM:SS.`) is of. */
   #second = Number.NaN;
   #secondPrefix = '';
@@ -242,25 +244,31 @@ export class AuditLog implements AuditSink {
     if (now !== this.#tsAt) {
       this.#tsAt = now;
       this.#ts = this.#timestamp(now);
+      this.#head = `${this.#ts}${PREV_KEY}${PREV_PLACEHOLDER}"`;
     }
-    const line = `${this.#ts}${PREV_KEY}${PREV_PLACEHOLDER}"${body}}\n`;
-    // At most 4 bytes of UTF-8 per UTF-16 unit: write the batch first when the line might not fit.
-    if (this.#used + line.length * 4 > FLUSH_BYTES || this.#lines === MAX_BATCH_LINES) {
+    // The head is ASCII; the body at most 3 bytes of UTF-8 per UTF-16 unit; then `}` and newline.
+    const most = this.#head.length + body.length * 3 + 2;
+    if (this.#used + most > FLUSH_BYTES || this.#lines === MAX_BATCH_LINES) {
       this.#write();
-      if (line.length * 4 > FLUSH_BYTES) {
+      if (most > FLUSH_BYTES) {
         // A line larger than a batch goes alone, chained as it is written.
-        const bytes = Buffer.from(line, 'utf8');
+        const bytes = Buffer.from(`${this.#head}${body}}\n`, 'utf8');
         bytes.write(this.#prev, this.#ts.length + PREV_KEY.length, 'latin1');
         this.#prev = lineHash(bytes.subarray(0, bytes.length - 1));
         this.#append(bytes);
         return;
       }
     }
+    // Written in parts, so the line is never built as one string.
+    const buffer = this.#buffer;
     const start = this.#used;
-    this.#used += this.#buffer.write(line, start, 'utf8');
-    // The time stamp is ASCII: its length in bytes is its length in characters.
+    let at = start + buffer.write(this.#head, start, 'latin1');
+    at += buffer.write(body, at, 'utf8');
+    buffer[at++] = 0x7d; // }
+    buffer[at++] = 0x0a; // newline
+    this.#used = at;
     this.#prevAt[this.#lines] = start + this.#ts.length + PREV_KEY.length;
-    this.#endAt[this.#lines] = this.#used;
+    this.#endAt[this.#lines] = at;
     this.#lines += 1;
     this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
   }
