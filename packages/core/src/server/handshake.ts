@@ -106,29 +106,28 @@ export function handshakeAnswerFrame(rawId: unknown, outcome: { ok: true; data: 
   return frame;
 }
 
-/** Encoded answers kept (one per identity that connects: the owner, each client); then cleared. */
-const ANSWER_CACHE_ENTRIES = 256;
-
 /**
  * The encoded answers to successful handshakes: the same bytes as encodeFrame of
- * handshakeAnswerFrame. Without an id to echo, an answer depends only on the server, the
- * identity's kind (which ops) and its name, so it is encoded once per identity rather than once
- * per connection (a process-per-call client connects for every request). A cached buffer is only
- * ever written. One per listener host.
+ * handshakeAnswerFrame. Without an id to echo, an answer depends only on the server (one per
+ * process), the identity's kind (which ops) and its name, so it is encoded once per identity —
+ * kept by the owner's identity or by the client's record, so no key is built per connection (a
+ * process-per-call client connects for every request) — rather than once per connection. A
+ * client whose record is replaced (reloaded) gets a new entry; the old goes with the record. A
+ * cached buffer is only ever written. One per listener host.
  */
 export class HandshakeAnswers {
-  readonly #cache = new Map<string, Buffer>();
+  readonly #cache = new WeakMap<object, { server: string; client: string; bytes: Buffer }>();
 
   encode(rawId: unknown, outcome: { ok: true; identity: Identity; data: HandshakeResult }): Buffer {
     if (typeof rawId === 'string') return encodeFrame(handshakeAnswerFrame(rawId, outcome));
-    const key = `${outcome.identity.kind}\n${outcome.data.server}\n${outcome.data.client}`;
-    let bytes = this.#cache.get(key);
-    if (bytes === undefined) {
-      bytes = encodeFrame(handshakeAnswerFrame(undefined, outcome));
-      if (this.#cache.size >= ANSWER_CACHE_ENTRIES) this.#cache.clear();
-      this.#cache.set(key, bytes);
+    const { identity, data } = outcome;
+    const key: object = identity.kind === 'owner' ? identity : identity.client;
+    let entry = this.#cache.get(key);
+    if (entry === undefined || entry.server !== data.server || entry.client !== data.client) {
+      entry = { server: data.server, client: data.client, bytes: encodeFrame(handshakeAnswerFrame(undefined, outcome)) };
+      this.#cache.set(key, entry);
     }
-    return bytes;
+    return entry.bytes;
   }
 }
 
