@@ -7,7 +7,6 @@
  * /proc, and the load comes from other processes (abuse-child.mjs, conn-swarm-child.mjs) so this
  * one stays responsive and the rate limiter sees the abuser as a peer pid of its own.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -15,6 +14,7 @@ import { MAX_CONNECTIONS, ProxyClient } from '../../packages/core/src/index.js';
 import { DESCRIPTORS_RESERVED } from '../../packages/core/src/util/fd-limit.js';
 import { LineChild } from '../support/line-child.js';
 import { RawClient } from '../support/raw-client.js';
+import { isAlive, openFilesLimit, rssMb } from '../support/proc.js';
 import { proxyLayout, removeTempDirs, tempDir } from '../support/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -47,28 +47,6 @@ afterEach(async () => {
 afterAll(async () => {
   await removeTempDirs();
 });
-
-/** VmRSS of a process, in MiB. */
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) / 1024;
-}
-
-/** The soft open-files limit of a process. */
-function openFilesLimit(pid: number): number {
-  const m = /Max open files\s+(\S+)/.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
-  return m?.[1] === 'unlimited' ? Infinity : Number(m?.[1]);
-}
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 interface Memory {
   /** VmRSS, MiB. */

@@ -1,6 +1,6 @@
 /**
  * Hardening of the route HTTP listener (issue 16 item 4, SPEC §6). A real proxy in its own process
- * (test/support/routes-abuse-proxy.mjs: the built @credproxy/core, its RSS and descriptors read
+ * (test/support/proxy-mem-child.mjs: the built @credproxy/core, its RSS and descriptors read
  * from /proc) holds a random API key that a route injects; the upstreams are this test's (plain
  * http on loopback, and a raw `net` server that misbehaves on purpose), and the heavy load comes
  * from test/support/routes-abuse-load.mjs in another process. Attacked:
@@ -16,7 +16,7 @@
  * encoding, and memory and descriptors come back down afterwards.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -26,6 +26,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_KEEP, auditFiles, ProxyClient } from '../../packages/core/src/index.js';
 import { HTTP_LISTENER_MAX_CONNECTIONS } from '../../packages/core/src/server/http-address.js';
 import { LineChild } from '../support/line-child.js';
+import { isAlive, openFds, rssMb } from '../support/proc.js';
+import { secretForms } from '../support/secret-forms.js';
 import { proxyLayout, removeTempDirs, tempDir, waitUntil } from '../support/temp.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -35,22 +37,6 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 // '+', '/' and '=' make the base64 and percent-encoded forms differ from the raw key.
 const API_KEY = `sk-abuse-${randomBytes(24).toString('base64')}+/k`;
 
-/** Every encoding of the key SPEC §6 names, computed here independently of the scrubber. */
-function secretForms(secret: string): string[] {
-  const bytes = Buffer.from(secret);
-  const out = [
-    secret,
-    encodeURIComponent(secret),
-    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-    JSON.stringify(secret).slice(1, -1),
-  ];
-  for (let k = 0; k < 3; k++) {
-    const enc = Buffer.concat([Buffer.alloc(k, 0x41), bytes]).toString('base64');
-    const fragment = enc.slice(Math.ceil((8 * k) / 6), Math.floor((8 * (k + bytes.length)) / 6));
-    out.push(fragment, fragment.replace(/\+/g, '-').replace(/\//g, '_'));
-  }
-  return [...new Set(out)];
-}
 const FORMS = secretForms(API_KEY);
 
 /** The first form of the key found in `data`, if any. */
@@ -74,23 +60,6 @@ class Child extends LineChild {
     super(support(script), args, { nodeFlags, errorPrefix: 'error ' });
   }
 }
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
-  return Number(m[1]) / 1024;
-}
-
-const openFds = (pid: number): number => readdirSync(`/proc/${pid}/fd`).length;
-
-const isAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 // ---- upstreams ----------------------------------------------------------------------------------
 
@@ -368,7 +337,7 @@ beforeAll(async () => {
       },
     }),
   );
-  proxy = new Child('routes-abuse-proxy.mjs', [layout.socketPath, layout.dataDir, layout.configFile, String(UPSTREAM_HEADERS_TIMEOUT_MS), String(UPSTREAM_BODY_TIMEOUT_MS)], ['--expose-gc']);
+  proxy = new Child('proxy-mem-child.mjs', [layout.socketPath, layout.dataDir, layout.configFile, String(UPSTREAM_HEADERS_TIMEOUT_MS), String(UPSTREAM_BODY_TIMEOUT_MS)], ['--expose-gc']);
   pid = Number(await proxy.waitFor('ready', 20_000));
   owner = await ProxyClient.connect({ socketPath: layout.socketPath, timeoutMs: 15_000 });
   expect(await owner.call('set_api_key', { name: 'abuse', key: API_KEY })).toEqual({ saved: true });

@@ -30,6 +30,8 @@ import { resolveRoute, type ResolvedRoute } from '../../packages/core/src/routes
 import { UpstreamPool, type LookupFunction } from '../../packages/core/src/routes/upstream.js';
 import { streamLogger } from '../../packages/core/src/util/logger.js';
 import { makeTestCa, startTestUpstream, type TestCa, type TestUpstream } from '../support/https-upstream.js';
+import { dechunk } from '../support/http-bytes.mjs';
+import { secretForms } from '../support/secret-forms.js';
 
 const run = promisify(execFile);
 
@@ -40,23 +42,6 @@ const STALE_TOKEN = `stale-access-token-${randomBytes(12).toString('hex')}`;
 const FRESH_TOKEN = `fresh-access-token-${randomBytes(12).toString('hex')}`;
 const SECRETS = [API_KEY, GIT_TOKEN, STALE_TOKEN, FRESH_TOKEN];
 
-/** Every encoding of a secret SPEC §6 names, computed here independently of the scrubber. */
-function secretForms(secret: string): string[] {
-  const bytes = Buffer.from(secret);
-  const out = [
-    secret,
-    encodeURIComponent(secret),
-    encodeURIComponent(secret).replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()),
-    encodeURIComponent(secret).replace(/%20/g, '+'),
-    JSON.stringify(secret).slice(1, -1),
-  ];
-  for (let k = 0; k < 3; k++) {
-    const enc = Buffer.concat([Buffer.alloc(k, 0x41), bytes]).toString('base64');
-    const fragment = enc.slice(Math.ceil((8 * k) / 6), Math.floor((8 * (k + bytes.length)) / 6));
-    out.push(fragment, fragment.replace(/\+/g, '-').replace(/\//g, '_'));
-  }
-  return out;
-}
 const FORBIDDEN_FORMS = SECRETS.flatMap((s) => secretForms(s).map((form) => ({ secret: s, form })));
 
 function expectNoSecret(what: string, data: string | Buffer, also: string[] = []): void {
@@ -74,20 +59,6 @@ interface RawResponse {
   status: number;
   headers: Record<string, string>;
   body: Buffer;
-}
-
-function dechunk(body: Buffer): Buffer {
-  const out: Buffer[] = [];
-  let at = 0;
-  for (;;) {
-    const eol = body.indexOf('\r\n', at);
-    if (eol === -1) break;
-    const size = parseInt(body.subarray(at, eol).toString('latin1'), 16);
-    if (!Number.isFinite(size) || size === 0) break;
-    out.push(body.subarray(eol + 2, eol + 2 + size));
-    at = eol + 2 + size + 2;
-  }
-  return Buffer.concat(out);
 }
 
 /** One request on a fresh connection, every byte of the answer kept. */

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { streamLogger, type RunningProxy } from '../../packages/core/src/index.js';
 import { promises as fs } from 'node:fs';
 import { RawClient, type RawFrame } from '../support/raw-client.js';
-import { cleanupTestEnv, proxyLayout, startTestProxy, tempDir, waitUntil } from '../support/temp.js';
+import { cleanupTestEnv, portOpen, proxyLayout, startTestProxy, tempDir, waitUntil } from '../support/temp.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -53,18 +53,6 @@ async function addClient(name: string, scopes: Array<{ provider: string; bucket?
 
 function callbackPort(init: { auth_url: string }): number {
   return Number(new URL(new URL(init.auth_url).searchParams.get('redirect_uri')!).port);
-}
-
-/** True when something accepts a TCP connection on 127.0.0.1:port. */
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
 }
 
 /**
@@ -151,7 +139,7 @@ describe('the loopback callback listener (issue 9, item 1)', () => {
     expect(raw.text).toMatch(/^HTTP\/1\.1 400 /);
     expect(raw.closed).toBe(true);
     await assertProxyUp();
-    expect(await listening(port)).toBe(true);
+    expect(await portOpen(port)).toBe(true);
     await ok(owner, 'oauth_cancel', { session_id: init.session_id });
   });
 
@@ -216,7 +204,7 @@ describe('pending logins are bounded (issue 9, item 2a)', () => {
       expect(lost.value.error).toMatch(/4 logins/);
     }
     // What was refused holds no listener: only the winners' ports answer.
-    for (const w of wins.filter((w) => w.flow_type === 'pkce_redirect')) expect(await listening(callbackPort(w))).toBe(true);
+    for (const w of wins.filter((w) => w.flow_type === 'pkce_redirect')) expect(await portOpen(callbackPort(w))).toBe(true);
     await fails(bot, 'oauth_initiate', { provider: 'demo', bucket: 'late' }, 'RESOURCE_EXHAUSTED');
     await ok(bot, 'oauth_cancel', { session_id: wins[0].session_id });
     const late = await ok(bot, 'oauth_initiate', { provider: 'demo', bucket: 'late' });
@@ -264,7 +252,7 @@ describe('logins belong to the client registration (issue 9, item 8)', () => {
     const device = await ok(bot, 'oauth_initiate', { provider: 'demo-device', bucket: 'e1' });
     const loopback = await ok(bot, 'oauth_initiate', { provider: 'demo', bucket: 'e2' });
     await waitUntil(() => as.grantCounts.device_code > before, 3_000, 10);
-    expect(await listening(callbackPort(loopback))).toBe(true);
+    expect(await portOpen(callbackPort(loopback))).toBe(true);
 
     expect(await ok(owner, 'client_remove', { name: 'ephemeral' })).toEqual({ removed: true });
     // The device login no longer polls the provider, and the loopback listener is closed.
@@ -272,7 +260,7 @@ describe('logins belong to the client registration (issue 9, item 8)', () => {
     const settled = as.grantCounts.device_code;
     await sleep(400);
     expect(as.grantCounts.device_code).toBe(settled);
-    expect(await listening(callbackPort(loopback))).toBe(false);
+    expect(await portOpen(callbackPort(loopback))).toBe(false);
 
     const impostor = await addClient('ephemeral', [{ provider: 'demo' }, { provider: 'demo-device' }]);
     for (const s of [device, loopback]) {

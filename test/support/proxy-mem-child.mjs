@@ -1,14 +1,21 @@
 // proxy-child.mjs plus a memory probe: run with --expose-gc; each "mem" line on stdin is answered
 // with "mem <json>": process.memoryUsage() in bytes after two full garbage collections, so a
-// test can tell memory the proxy still holds from garbage not yet collected.
-// argv: SOCKET DATA_DIR CONFIG. Prints "ready <pid>" once listening.
+// test can tell memory the proxy still holds from garbage not yet collected. Warnings and errors
+// go to stderr (tests scan them). Optional upstream timeouts for routes (routes-abuse.test.ts: a
+// stalled upstream is answered within the test's time).
+// argv: SOCKET DATA_DIR CONFIG [UPSTREAM_HEADERS_TIMEOUT_MS UPSTREAM_BODY_TIMEOUT_MS].
+// Prints "ready <pid>" once listening.
 import readline from 'node:readline';
 import { resolvePaths, startProxy, streamLogger } from '@credproxy/core';
 
-const [socketPath, dataDir, configFile] = process.argv.slice(2);
+const [socketPath, dataDir, configFile, headersTimeoutMs, bodyTimeoutMs] = process.argv.slice(2);
 const paths = resolvePaths({ env: { CREDPROXY_DATA_DIR: dataDir, CREDPROXY_CONFIG: configFile }, socketPath });
 // Warnings and errors on stderr (the test reads them); info lines would only fill the pipe.
-const proxy = await startProxy({ paths, logger: streamLogger(process.stderr, 'warn') });
+const proxy = await startProxy({
+  paths,
+  logger: streamLogger(process.stderr, 'warn'),
+  ...(headersTimeoutMs !== undefined ? { upstream: { headersTimeoutMs: Number(headersTimeoutMs), bodyTimeoutMs: Number(bodyTimeoutMs) } } : {}),
+});
 process.stdout.write(`ready ${process.pid}\n`);
 process.on('SIGTERM', () => void proxy.stop().then(() => process.exit(0)));
 

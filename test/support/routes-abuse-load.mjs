@@ -15,6 +15,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import readline from 'node:readline';
+import { dechunk } from './http-bytes.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const out = (word, data) => process.stdout.write(`${word} ${JSON.stringify(data)}\n`);
@@ -65,21 +66,6 @@ await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
 out('upstream', server.address().port);
 
 // ---- streams through the proxy -----------------------------------------------------------------
-
-/** The payload of a chunked body (tolerant: stops at the first malformed size line). */
-function dechunk(body) {
-  const parts = [];
-  let at = 0;
-  for (;;) {
-    const eol = body.indexOf('\r\n', at);
-    if (eol === -1) break;
-    const size = parseInt(body.subarray(at, eol).toString('latin1'), 16);
-    if (!Number.isFinite(size) || size === 0) break;
-    parts.push(body.subarray(eol + 2, eol + 2 + size));
-    at = eol + 2 + size + 2;
-  }
-  return Buffer.concat(parts);
-}
 
 function oneStream(target, cmd, onFirstEvent) {
   return new Promise((resolve) => {
