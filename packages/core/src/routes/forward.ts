@@ -7,7 +7,6 @@
  *
  * Order of checks, as in an agent: token (a wrong one: rate limit) → route grant → credential → upstream.
  */
-import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { pipeline, Readable, Transform, type TransformCallback } from 'node:stream';
@@ -21,7 +20,7 @@ import { describeProxyError, PROXY_ERROR_HEADER, sendProxyError } from './proxy-
 import { tokenCandidates } from './request-auth.js';
 import { formatCredential, isRouteName, type ResolvedRoute } from './route-config.js';
 import { decodersFor, SecretScrubber } from './scrub.js';
-import { toUpstreamError, UpstreamError, type UpstreamClient, type UpstreamResponse } from './upstream.js';
+import { toUpstreamError, UpstreamError, type AbortEmitter, type UpstreamClient, type UpstreamResponse } from './upstream.js';
 
 /** A credential as the forwarder receives it: the bare secret (API key or access token). */
 export interface RouteSecret {
@@ -134,15 +133,23 @@ interface Target {
 }
 
 function splitPathForm(url: string): { name: string | null; rest: string } {
-  const end = url.slice(1).search(/[/?]/);
-  const segment = end === -1 ? url.slice(1) : url.slice(1, end + 1);
-  let rest = end === -1 ? '' : url.slice(end + 1);
-  if (rest === '' || rest.startsWith('?')) rest = '/' + rest;
-  let name: string | null;
-  try {
-    name = decodeURIComponent(segment);
-  } catch {
-    name = null;
+  // The first '/' or '?' after the leading '/' ends the route segment.
+  let end = 1;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 0x2f || c === 0x3f) break;
+    end++;
+  }
+  const segment = url.slice(1, end);
+  let rest = url.slice(end);
+  if (rest === '' || rest.charCodeAt(0) === 0x3f) rest = '/' + rest;
+  let name: string | null = segment;
+  if (segment.includes('%')) {
+    try {
+      name = decodeURIComponent(segment);
+    } catch {
+      name = null;
+    }
   }
   return { name, rest };
 }
@@ -182,11 +189,13 @@ function resolveTarget(url: string, routes: ReadonlyMap<string, ResolvedRoute>):
 
 /**
  * Fires when the client goes away before its response is complete. undici listens to it as to
- * an AbortSignal ('abort'); an EventEmitter costs a fraction of an AbortController per request,
- * so the controller is made only when something asks for `signal` (an account's token refresh).
+ * an AbortSignal ('abort'); a list of listeners costs less per request than an AbortController
+ * or a node EventEmitter, so the controller is made only when something asks for `signal` (an
+ * account's token refresh).
  */
-class ClientGone extends EventEmitter {
+class ClientGone implements AbortEmitter {
   aborted = false;
+  #listeners: Array<() => void> | undefined;
   #controller: AbortController | undefined;
 
   get signal(): AbortSignal {
@@ -197,11 +206,35 @@ class ClientGone extends EventEmitter {
     return this.#controller.signal;
   }
 
+  on(_event: 'abort', listener: () => void): this {
+    (this.#listeners ??= []).push(listener);
+    return this;
+  }
+
+  /** 'abort' fires at most once, so every listener is a once-listener. */
+  once(event: 'abort', listener: () => void): this {
+    return this.on(event, listener);
+  }
+
+  removeListener(_event: 'abort', listener: () => void): this {
+    const at = this.#listeners?.indexOf(listener) ?? -1;
+    if (at !== -1) this.#listeners!.splice(at, 1);
+    return this;
+  }
+
   abort(): void {
     if (this.aborted) return;
     this.aborted = true;
     this.#controller?.abort();
-    this.emit('abort');
+    const listeners = this.#listeners;
+    this.#listeners = undefined;
+    for (const listener of listeners ?? []) {
+      try {
+        listener();
+      } catch {
+        // One listener's failure must not keep the others from stopping their work.
+      }
+    }
   }
 }
 
@@ -274,6 +307,10 @@ class Exchange {
   /** The response's scrub stream, which counts what reached the client. */
   out: { bytesOut: number } | undefined;
   scrubber: SecretScrubber | undefined;
+  /** Set once the request goes upstream: fired when the client leaves before the end. */
+  gone: ClientGone | undefined;
+  /** The response relay's part when the client's response closes (finished or not). */
+  onClose: (() => void) | undefined;
 
   constructor(clock: Clock) {
     this.started = clock.now();
@@ -312,6 +349,17 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       scrubbers.set(key, scrubber);
     }
     return scrubber;
+  };
+  // What a secret becomes for a route — its header value and scrubber — kept with the route (the
+  // same secret string arrives with request after request, and === on it is a pointer compare).
+  const prepared = new WeakMap<ResolvedRoute, { secret: string; value: string; scrubber: SecretScrubber }>();
+  const prepare = (route: ResolvedRoute, secret: string): { value: string; scrubber: SecretScrubber } => {
+    const last = prepared.get(route);
+    if (last !== undefined && last.secret === secret) return last;
+    const value = formatCredential(route.format, secret);
+    const entry = { secret, value, scrubber: scrubberFor(secret, value) };
+    prepared.set(route, entry);
+    return entry;
   };
 
   const writeAudit = (req: IncomingMessage, res: ServerResponse, x: Exchange): void => {
@@ -370,6 +418,11 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
   };
 
   const relay = async (res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target, up: UpstreamResponse, scrubber: SecretScrubber): Promise<void> => {
+    if (res.destroyed) {
+      // The client left while upstream answered: nobody to relay to.
+      up.body.destroy();
+      return;
+    }
     const headers = clientResponseHeaders(up.headers);
     const encoding = headers['content-encoding'];
     let decoders: Duplex[] = [];
@@ -442,17 +495,21 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
       const drained = (): void => {
         if (!settled) source.resume();
       };
-      up.body.once('error', settle);
-      for (const stage of decoders) stage.once('error', settle);
-      res.once('error', () => undefined);
-      res.once('finish', () => settle());
-      // The client went away before the end: stop reading upstream (frees the connection).
-      res.once('close', () => {
+      // settle() runs once however often it is called: plain listeners, no once-wrappers.
+      up.body.on('error', settle);
+      for (const stage of decoders) stage.on('error', settle);
+      res.on('error', () => undefined);
+      x.onClose = () => {
         if (settled) return;
+        if (res.writableFinished) {
+          settle();
+          return;
+        }
+        // The client went away before the end: stop reading upstream (frees the connection).
         settled = true;
         teardown();
         resolve();
-      });
+      };
       // Thrown here, an error would reach no stream's error handling: it ends this response only.
       source.on('data', (chunk: Buffer) => {
         if (settled) return;
@@ -468,7 +525,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
           res.once('drain', drained);
         }
       });
-      source.once('end', () => {
+      source.on('end', () => {
         if (settled) return;
         try {
           body.end(emit);
@@ -482,10 +539,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
 
   const forward = async (req: IncomingMessage, res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target): Promise<void> => {
     const gone = new ClientGone();
-    res.once('close', () => {
-      if (!res.writableFinished) gone.abort();
-    });
-    const signal = gone;
+    x.gone = gone;
     const options: CredentialOptions = {
       get signal() {
         return gone.signal;
@@ -495,37 +549,38 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     // Most answers come from memory: no await (a microtask and a promise) when nothing waits.
     const pending = deps.credential(route, options);
     let secret = pending instanceof Promise ? await pending : pending;
-    let value = formatCredential(route.format, secret.value);
-    let scrubber = scrubberFor(secret.value, value);
+    const { value, scrubber: first } = prepare(route, secret.value);
+    let scrubber = first;
     x.scrubber = scrubber;
     const headers = upstreamRequestHeaders(req, route, value);
+    // The credential is the last pair; a retry puts the fresh one there.
+    const credentialAt = headers.length - 1;
 
     const retryable = route.credential.kind === 'account';
     if (requestHasBody(req)) x.body = retryable ? await readBodyUpTo(req, maxRetryBody) : streamBody(req);
     const body = x.body;
-    const sendOnce = (): Promise<UpstreamResponse> => {
-      const h = { ...headers };
-      if (body.kind === 'kept') h['content-length'] = String(body.buffer.length);
-      else if (body.kind === 'stream' && req.headers['content-length'] !== undefined) h['content-length'] = req.headers['content-length'];
-      return deps.upstream.request(route.upstream, {
+    if (body.kind === 'kept') headers.push('content-length', String(body.buffer.length));
+    else if (body.kind === 'stream' && req.headers['content-length'] !== undefined) headers.push('content-length', req.headers['content-length']);
+    const sendOnce = (): Promise<UpstreamResponse> =>
+      deps.upstream.request(route.upstream, {
         method: req.method ?? 'GET',
         path: target.path,
-        headers: h,
+        headers,
         body: body.kind === 'kept' ? body.buffer : body.kind === 'stream' ? body.stream : null,
-        signal,
+        signal: gone,
       });
-    };
 
     let up = await sendOnce();
     if (up.statusCode === 401 && retryable && body.kind !== 'stream') {
       await up.body.dump({ limit: 64 * 1024 }).catch(() => undefined);
       const old = secret.value;
       secret = await deps.refreshCredential(route, { signal: gone.signal, rejected: old });
-      value = formatCredential(route.format, secret.value);
+      const fresh = prepare(route, secret.value);
       // Both: the old value may still be echoed by a confused upstream.
-      scrubber = scrubberFor(secret.value, value).with(scrubberFor(old, formatCredential(route.format, old)));
+      scrubber = fresh.scrubber.with(first);
       x.scrubber = scrubber;
-      headers[route.header] = value;
+      // undici made the first request's head from the list when it was sent: this one is new.
+      headers[credentialAt] = fresh.value;
       up = await sendOnce();
     }
     await relay(res, x, route, target, up, scrubber);
@@ -592,7 +647,13 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     let x: Exchange;
     try {
       x = new Exchange(clock);
-      res.once('close', () => writeAudit(req, res, x));
+      const exchange = x;
+      // The one listener of the response's end: the audit line, then whatever is running for it.
+      res.once('close', () => {
+        writeAudit(req, res, exchange);
+        if (!res.writableFinished) exchange.gone?.abort();
+        exchange.onClose?.();
+      });
     } catch (err) {
       logger.log('error', 'route handler setup failed', { error: (err as Error)?.name ?? 'unknown' });
       res.destroy();

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { clientResponseHeaders, rewriteLocation, upstreamRequestHeaders } from './http-headers.js';
 import { tokenCandidates, tokensEqual } from './request-auth.js';
@@ -7,18 +8,34 @@ import { resolveRoute } from './route-config.js';
 const route = resolveRoute('ant', { preset: 'anthropic', api_key: 'k', upstream: 'https://api.example.com:8443' });
 const git = resolveRoute('git', { preset: 'github-git', api_key: 'k' });
 
+/** A request as node's parser leaves it: raw name/value pairs in the client's case, and the lower-cased headers. */
 function fakeRequest(headers: Record<string, string | string[]>): IncomingMessage {
-  const distinct: Record<string, string[]> = {};
-  for (const [k, v] of Object.entries(headers)) distinct[k] = Array.isArray(v) ? v : [v];
-  return { headers, headersDistinct: distinct } as unknown as IncomingMessage;
+  const rawHeaders: string[] = [];
+  const lower: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    for (const one of Array.isArray(v) ? v : [v]) rawHeaders.push(k, one);
+    lower[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return { headers: lower, rawHeaders } as unknown as IncomingMessage;
+}
+
+/** Flat name/value pairs as a record, repeated names as arrays (in order). */
+function pairs(flat: string[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const [name, value] = [flat[i]!, flat[i + 1]!];
+    const had = out[name];
+    out[name] = had === undefined ? value : [...(Array.isArray(had) ? had : [had]), value];
+  }
+  return out;
 }
 
 describe('upstream request headers', () => {
   it('drop hop-by-hop, Connection-listed, Proxy-*, authorization and the route header, then set it and host', () => {
     const out = upstreamRequestHeaders(
       fakeRequest({
-        connection: 'keep-alive, X-Secret-Hop',
-        'x-secret-hop': 'a',
+        Connection: 'keep-alive, X-Secret-Hop',
+        'X-SECRET-HOP': 'a',
         'keep-alive': '5',
         te: 'trailers',
         trailer: 'x',
@@ -28,8 +45,8 @@ describe('upstream request headers', () => {
         'proxy-authorization': 'Basic eDp0',
         'proxy-anything': '1',
         authorization: 'Bearer token',
-        'x-api-key': 'capability-token',
-        host: 'listener',
+        'X-Api-Key': 'capability-token',
+        Host: 'listener',
         'content-length': '5',
         expect: '100-continue',
         'accept-encoding': 'gzip, zstd',
@@ -39,13 +56,16 @@ describe('upstream request headers', () => {
       route,
       'REAL-KEY',
     );
-    expect({ ...out }).toEqual({
+    expect(pairs(out)).toEqual({
       'anthropic-version': '2023-06-01',
       cookie: ['a=1', 'b=2'],
       host: 'api.example.com:8443',
       'accept-encoding': 'gzip',
       'x-api-key': 'REAL-KEY',
     });
+    // The credential is the last pair (the 401 retry replaces it there), names are lower case.
+    expect(out.slice(-2)).toEqual(['x-api-key', 'REAL-KEY']);
+    expect(out.filter((_, i) => i % 2 === 0).every((n) => n === n.toLowerCase())).toBe(true);
   });
 });
 
@@ -88,6 +108,23 @@ describe('token candidates', () => {
     expect(tokenCandidates({ authorization: `Basic ${Buffer.from(`x-access-token:${t}`).toString('base64')}` }, git)).toEqual([t]);
     expect(tokenCandidates({ authorization: `Token ${t}` }, undefined)).toEqual([]);
     expect(tokenCandidates({ authorization: `Bearer ${'b'.repeat(600)}` }, undefined)).toEqual([]);
+  });
+
+  it('read `Scheme credential` exactly as /^\\s*([A-Za-z]+)\\s+(.+?)\\s*$/ does (whitespace-only credentials aside)', () => {
+    const reference = (value: string, scheme: string): string | undefined => {
+      const m = /^\s*([A-Za-z]+)\s+(.+?)\s*$/.exec(value);
+      if (!m || m[1]!.toLowerCase() !== scheme || m[2]!.trim() === '') return undefined;
+      return m[2]!;
+    };
+    const pieces = fc.constantFrom('Bearer', 'bearer', 'BEARER', 'Bearerx', 'Basic', 'Token', ' ', '\t', '\u00a0', '\n', '\u2028', 'x', 'tok', '=', 'é', ':', '\r', '\u3000');
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 8 }).map((p) => p.join('')), (value) => {
+        const expected = reference(value, 'bearer');
+        const want = expected === undefined || expected.length > 512 ? [] : [expected];
+        expect(tokenCandidates({ authorization: value }, undefined)).toEqual(want);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('compare in constant time, whatever the lengths', () => {

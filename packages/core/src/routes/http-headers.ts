@@ -19,9 +19,10 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
 ]);
 
 /** The header names a Connection header lists (they are hop-by-hop too). */
-function connectionListed(value: string | string[] | undefined): Set<string> {
+function connectionListed(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
   const out = new Set<string>();
-  for (const v of value === undefined ? [] : Array.isArray(value) ? value : [value]) {
+  for (const v of Array.isArray(value) ? value : [value]) {
     for (const token of v.split(',')) {
       const t = token.trim().toLowerCase();
       if (t !== '') out.add(t);
@@ -30,30 +31,26 @@ function connectionListed(value: string | string[] | undefined): Set<string> {
   return out;
 }
 
+/** Request headers never passed upstream as the client sent them (set below, or framing undici derives from the body). */
+const NOT_FORWARDED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'authorization', 'host', 'expect', 'accept-encoding', 'content-length']);
+
 /**
- * The headers sent upstream: the client's, minus hop-by-hop and `Proxy-*` headers,
- * `authorization` and the route's header (the client's token may be in any of them), with the
- * route's header set to the credential and `host` set to the upstream's. `accept-encoding` asks
- * only for codings the scrubber can decode.
+ * The headers sent upstream, as name/value pairs in one flat list (what undici takes; repeated
+ * headers stay repeated): the client's, minus hop-by-hop and `Proxy-*` headers, `authorization`
+ * and the route's header (the client's token may be in any of them), then `host` set to the
+ * upstream's, `accept-encoding` asking only for codings the scrubber can decode, and last the
+ * route's header with the credential.
  */
-export function upstreamRequestHeaders(
-  req: IncomingMessage,
-  route: ResolvedRoute,
-  credentialValue: string,
-): Record<string, string | string[]> {
+export function upstreamRequestHeaders(req: IncomingMessage, route: ResolvedRoute, credentialValue: string): string[] {
   const listed = connectionListed(req.headers.connection);
-  const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
-  for (const [name, values] of Object.entries(req.headersDistinct)) {
-    if (values === undefined) continue;
-    if (HOP_BY_HOP.has(name) || listed.has(name) || name.startsWith('proxy-')) continue;
-    if (name === 'authorization' || name === route.header) continue;
-    // Set below, or framing that undici derives from the body itself.
-    if (name === 'host' || name === 'expect' || name === 'accept-encoding' || name === 'content-length') continue;
-    out[name] = values.length === 1 ? values[0]! : values;
+  const raw = req.rawHeaders;
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (NOT_FORWARDED.has(name) || name.startsWith('proxy-') || name === route.header || listed?.has(name) === true) continue;
+    out.push(name, raw[i + 1]!);
   }
-  out.host = route.upstream.host;
-  out['accept-encoding'] = acceptableEncodings(req.headers['accept-encoding']);
-  out[route.header] = credentialValue;
+  out.push('host', route.upstream.host, 'accept-encoding', acceptableEncodings(req.headers['accept-encoding']), route.header, credentialValue);
   return out;
 }
 
@@ -64,10 +61,11 @@ export function upstreamRequestHeaders(
 export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const listed = connectionListed(upstream.connection);
   const out: Record<string, string | string[]> = Object.create(null) as Record<string, string | string[]>;
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name of Object.keys(upstream)) {
+    const value = upstream[name];
     if (value === undefined) continue;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || listed.has(lower) || lower.startsWith('proxy-') || lower === PROXY_ERROR_HEADER) continue;
+    if (HOP_BY_HOP.has(lower) || listed?.has(lower) === true || lower.startsWith('proxy-') || lower === PROXY_ERROR_HEADER) continue;
     out[lower] = value;
   }
   return out;

@@ -22,10 +22,33 @@ function headerValues(headers: IncomingHttpHeaders, name: string): string[] {
   return Array.isArray(v) ? v : [v];
 }
 
+/** Whether a UTF-16 unit is whitespace as `\s` and String.prototype.trim see it. */
+function isSpace(c: number): boolean {
+  if (c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0) return true;
+  return c > 0xff && /\s/.test(String.fromCharCode(c));
+}
+
+function isLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+/** A line terminator: what `.` in a regular expression does not match. */
+const LINE_BREAK = /[\n\r\u2028\u2029]/;
+
+/**
+ * The credential of `SCHEME credential` when the scheme (letters, any case) is `scheme` (lower
+ * case), surrounding whitespace ignored — what /^\s*([A-Za-z]+)\s+(.+?)\s*$/ finds, without a
+ * regular expression: every request on a route listener comes through here.
+ */
 function schemeValue(value: string, scheme: string): string | undefined {
-  const m = /^\s*([A-Za-z]+)\s+(.+?)\s*$/.exec(value);
-  if (!m || m[1]!.toLowerCase() !== scheme) return undefined;
-  return m[2]!;
+  const v = value.trim();
+  let i = 0;
+  while (i < v.length && isLetter(v.charCodeAt(i))) i++;
+  if (i === 0 || i !== scheme.length || i === v.length || !isSpace(v.charCodeAt(i))) return undefined;
+  if (v.slice(0, i).toLowerCase() !== scheme) return undefined;
+  while (isSpace(v.charCodeAt(i))) i++;
+  const credential = v.slice(i);
+  return LINE_BREAK.test(credential) ? undefined : credential;
 }
 
 /** The password of a Basic credential (or the whole text when it has no colon). */
@@ -40,23 +63,24 @@ function basicPassword(encoded: string): string {
  * undefined when it names none the client has): its header is read in its format.
  */
 export function tokenCandidates(headers: IncomingHttpHeaders, route: ResolvedRoute | undefined): string[] {
-  const out = new Set<string>();
+  const out: string[] = [];
+  // Distinct, non-empty, not too long, at most MAX_CANDIDATES, in the order found.
+  const add = (token: string | undefined): void => {
+    if (token === undefined || token.length === 0 || token.length > MAX_TOKEN_LENGTH) return;
+    if (out.length < MAX_CANDIDATES && !out.includes(token)) out.push(token);
+  };
   for (const v of headerValues(headers, 'proxy-authorization')) {
     const basic = schemeValue(v, 'basic');
-    if (basic !== undefined) out.add(basicPassword(basic));
-    const bearer = schemeValue(v, 'bearer');
-    if (bearer !== undefined) out.add(bearer);
+    if (basic !== undefined) add(basicPassword(basic));
+    add(schemeValue(v, 'bearer'));
   }
-  for (const v of headerValues(headers, 'authorization')) {
-    const bearer = schemeValue(v, 'bearer');
-    if (bearer !== undefined) out.add(bearer);
-  }
+  for (const v of headerValues(headers, 'authorization')) add(schemeValue(v, 'bearer'));
   if (route !== undefined) {
     for (const v of headerValues(headers, route.header)) {
-      for (const c of credentialFromHeader(route.format, v.trim())) out.add(c);
+      for (const c of credentialFromHeader(route.format, v.trim())) add(c);
     }
   }
-  return [...out].filter((t) => t.length > 0 && t.length <= MAX_TOKEN_LENGTH).slice(0, MAX_CANDIDATES);
+  return out;
 }
 
 /**

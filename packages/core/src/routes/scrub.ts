@@ -77,6 +77,8 @@ export class SecretScrubber {
   readonly #patterns: readonly Buffer[];
   readonly #fail: readonly Int32Array[];
   readonly #textPatterns: readonly string[];
+  /** Shorter text holds no pattern (most header values): it is not searched. */
+  readonly #minTextLength: number;
   readonly maxPatternLength: number;
 
   constructor(patterns: readonly Buffer[]) {
@@ -90,6 +92,7 @@ export class SecretScrubber {
       texts.add(p.toString('latin1'));
     }
     this.#textPatterns = [...texts].filter((t) => t.length > 0);
+    this.#minTextLength = this.#textPatterns.reduce((m, t) => Math.min(m, t.length), Infinity);
   }
 
   /** The scrubber for one injected credential: the header value as sent and the bare secret. */
@@ -150,6 +153,7 @@ export class SecretScrubber {
   }
 
   scrubText(text: string): string {
+    if (text.length < this.#minTextLength) return text;
     let out = text;
     for (const p of this.#textPatterns) {
       if (out.includes(p)) out = out.split(p).join('*'.repeat(p.length));
@@ -159,6 +163,7 @@ export class SecretScrubber {
 
   /** True when a string carries a form of the secret. */
   containsSecret(text: string): boolean {
+    if (text.length < this.#minTextLength) return false;
     return this.#textPatterns.some((p) => text.includes(p));
   }
 

@@ -44,16 +44,25 @@ export const DEFAULT_BODY_TIMEOUT_MS = 5 * 60_000;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 /**
- * What cancels an upstream request: an AbortSignal, or an EventEmitter that emits 'abort' and
- * says whether it has (undici accepts both; the emitter is cheaper to make per request).
+ * What cancels an upstream request: an AbortSignal, or an emitter of 'abort' that says whether it
+ * has fired — undici takes either, and calls only `on`/`once`/`removeListener` of an emitter. A
+ * few fields per request cost less than an AbortController or a node EventEmitter.
  */
-export type Cancellation = AbortSignal | (EventEmitter & { readonly aborted: boolean });
+export interface AbortEmitter {
+  readonly aborted: boolean;
+  on(event: 'abort', listener: () => void): unknown;
+  once(event: 'abort', listener: () => void): unknown;
+  removeListener(event: 'abort', listener: () => void): unknown;
+}
+
+export type Cancellation = AbortSignal | AbortEmitter;
 
 export interface UpstreamRequest {
   method: string;
   /** Path and query, starting with `/`. */
   path: string;
-  headers: Record<string, string | string[]>;
+  /** Name/value pairs, flat: `['host', 'api.example.com', 'x-api-key', '…']`. */
+  headers: string[];
   /** null: no body. A stream is consumed with backpressure. */
   body: Readable | Buffer | null;
   signal: Cancellation;
@@ -226,7 +235,8 @@ export class UpstreamPool implements UpstreamClient {
       method: request.method as Dispatcher.HttpMethod,
       headers: request.headers,
       body: request.body,
-      signal: request.signal,
+      // undici checks an emitter by its methods (`on`, `once`, `removeListener`) only.
+      signal: request.signal as AbortSignal | EventEmitter,
     };
     try {
       const pool = this.#pools.get(upstream.origin) ?? (await this.#newPool(upstream));

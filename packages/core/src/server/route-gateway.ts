@@ -88,6 +88,8 @@ export class RouteGateway {
   readonly #verified = new WeakMap<Socket, { token: string; record: ClientRecord }>();
   /** When a 401 last forced a refresh, per account. */
   readonly #forced = new Map<string, number>();
+  /** A registration's routes in the route table they were taken from (both immutable: kept by identity). */
+  readonly #registered = new WeakMap<ClientRecord, { all: ReadonlyMap<string, ResolvedRoute>; routes: ReadonlyMap<string, ResolvedRoute> }>();
 
   constructor(options: RouteGatewayOptions) {
     this.#o = options;
@@ -106,17 +108,24 @@ export class RouteGateway {
 
   #granted(record: ClientRecord, all: ReadonlyMap<string, ResolvedRoute>): ReadonlyMap<string, ResolvedRoute> {
     if (all !== this.#seenRoutes) this.#routesChanged(all);
-    const granted = record.routes ?? [];
+    let kept = this.#registered.get(record);
+    if (kept === undefined || kept.all !== all) {
+      const routes = new Map<string, ResolvedRoute>();
+      for (const name of record.routes ?? []) {
+        const route = all.get(name);
+        if (route) routes.set(name, route);
+      }
+      kept = { all, routes };
+      this.#registered.set(record, kept);
+    }
+    // Temporary grants are asked on every request: one ends the moment it expires or is revoked.
     const temporary = this.#o.temporaryGrant;
-    const out = new Map<string, ResolvedRoute>();
-    for (const name of granted) {
-      const route = all.get(name);
-      if (route) out.set(name, route);
+    if (!temporary || kept.routes.size === all.size) return kept.routes;
+    let out: Map<string, ResolvedRoute> | undefined;
+    for (const [name, route] of all) {
+      if (!kept.routes.has(name) && temporary(record, name)) (out ??= new Map(kept.routes)).set(name, route);
     }
-    if (temporary) {
-      for (const [name, route] of all) if (!out.has(name) && temporary(record, name)) out.set(name, route);
-    }
-    return out;
+    return out ?? kept.routes;
   }
 
   /** The secret for a request: from memory without waiting when it is there (most requests). */
