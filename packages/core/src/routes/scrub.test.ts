@@ -169,6 +169,48 @@ describe('scrub stream', () => {
     stream.end();
   });
 
+  it('marks and holds exactly what a naive search over every pattern does, for small chunks and large ones', () => {
+    const patterns = scrubPatterns([SECRET, value]);
+    const own = new SecretScrubber(patterns);
+    const naiveMask = (buf: Buffer): number[] => {
+      const marked = new Array<number>(buf.length).fill(0);
+      for (const p of patterns) for (let at = buf.indexOf(p); at !== -1; at = buf.indexOf(p, at + 1)) marked.fill(1, at, at + p.length);
+      return marked;
+    };
+    const naiveHeld = (buf: Buffer): number => {
+      let held = 0;
+      for (const p of patterns) {
+        for (let n = Math.min(p.length - 1, buf.length); n > held; n--) {
+          if (buf.subarray(buf.length - n).equals(p.subarray(0, n))) {
+            held = n;
+            break;
+          }
+        }
+      }
+      return held;
+    };
+    // Text made of pieces of the patterns (whole, cut short, cut at the start) and other bytes.
+    const piece = fc.oneof(
+      fc.constantFrom(...patterns).chain((p) => fc.tuple(fc.nat(p.length), fc.nat(p.length)).map(([a, b]) => p.subarray(Math.min(a, b), Math.max(a, b)))),
+      fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
+      fc.constantFrom(Buffer.from('"data": '), Buffer.from('\u00e9\n'), Buffer.alloc(5000, 'q')),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const buf = Buffer.concat(pieces);
+        const mask = own.markMatches(buf);
+        expect(mask === undefined ? new Array<number>(buf.length).fill(0) : [...mask]).toEqual(naiveMask(buf));
+        expect(own.heldTailLength(buf)).toBe(naiveHeld(buf));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('masks overlapping occurrences of a secret that overlaps itself', () => {
+    const own = new SecretScrubber(scrubPatterns(['xyzxyzxyz']));
+    expect(own.scrubBuffer(Buffer.from('a xyzxyzxyzxyz b')).toString()).toBe(`a ${'*'.repeat(12)} b`);
+  });
+
   it('holds at most maxPatternLength - 1 bytes', () => {
     const worst = Buffer.from(value.slice(0, -1));
     expect(scrubber.heldTailLength(worst)).toBe(worst.length);

@@ -61,21 +61,16 @@ export function scrubPatterns(secrets: readonly string[]): Buffer[] {
   return [...buffers.values()];
 }
 
-/** KMP failure table: fail[i] = length of the longest proper border of p[0..i]. */
-function failureTable(p: Buffer): Int32Array {
-  const fail = new Int32Array(p.length);
-  let k = 0;
-  for (let i = 1; i < p.length; i++) {
-    while (k > 0 && p[i] !== p[k]) k = fail[k - 1]!;
-    if (p[i] === p[k]) k++;
-    fail[i] = k;
-  }
-  return fail;
-}
+/** Chunks up to this size are searched as one-byte text (one conversion, then no native call per pattern). */
+const SMALL_CHUNK = 4096;
 
 export class SecretScrubber {
   readonly #patterns: readonly Buffer[];
-  readonly #fail: readonly Int32Array[];
+  /** The patterns' bytes as one-byte (latin-1) text: byte-exact, searchable without native calls. */
+  readonly #bytePatterns: readonly string[];
+  /** Those patterns by their first byte. */
+  readonly #byFirstByte: ReadonlyArray<readonly string[] | undefined>;
+  readonly #minPatternLength: number;
   readonly #textPatterns: readonly string[];
   /** Shorter text holds no pattern (most header values): it is not searched. */
   readonly #minTextLength: number;
@@ -83,8 +78,12 @@ export class SecretScrubber {
 
   constructor(patterns: readonly Buffer[]) {
     this.#patterns = patterns.filter((p) => p.length > 0);
-    this.#fail = this.#patterns.map(failureTable);
+    this.#bytePatterns = this.#patterns.map((p) => p.toString('latin1'));
+    const byFirst: Array<string[] | undefined> = new Array<string[] | undefined>(256).fill(undefined);
+    for (const p of this.#bytePatterns) (byFirst[p.charCodeAt(0)] ??= []).push(p);
+    this.#byFirstByte = byFirst;
     this.maxPatternLength = this.#patterns.reduce((m, p) => Math.max(m, p.length), 0);
+    this.#minPatternLength = this.#patterns.reduce((m, p) => Math.min(m, p.length), Infinity);
     // Header values are strings; upstream's bytes may have been read as UTF-8 or as latin-1.
     const texts = new Set<string>();
     for (const p of this.#patterns) {
@@ -115,6 +114,19 @@ export class SecretScrubber {
    * on the first bytes; returns undefined when nothing is marked at all.
    */
   markMatches(buf: Buffer, mask?: Uint8Array): Uint8Array | undefined {
+    if (buf.length < this.#minPatternLength) return mask;
+    if (buf.length <= SMALL_CHUNK) {
+      const text = buf.toString('latin1');
+      for (const p of this.#bytePatterns) {
+        let at = text.indexOf(p);
+        while (at !== -1) {
+          mask ??= new Uint8Array(buf.length);
+          mask.fill(1, at, at + p.length);
+          at = text.indexOf(p, at + 1);
+        }
+      }
+      return mask;
+    }
     for (const p of this.#patterns) {
       let at = buf.indexOf(p);
       while (at !== -1) {
@@ -134,22 +146,27 @@ export class SecretScrubber {
     return applyMask(buf, this.markMatches(buf));
   }
 
-  /** Length of the longest suffix of `buf` that is a proper prefix of some pattern. */
+  /**
+   * Length of the longest suffix of `buf` that is a proper prefix of some pattern: the first
+   * position, from the earliest a pattern could still be completing, where a pattern starting
+   * with that byte begins with all the rest of `buf`.
+   */
   heldTailLength(buf: Buffer): number {
-    let held = 0;
-    for (let i = 0; i < this.#patterns.length; i++) {
-      const p = this.#patterns[i]!;
-      const fail = this.#fail[i]!;
-      let q = 0;
-      for (let j = Math.max(0, buf.length - (p.length - 1)); j < buf.length; j++) {
-        const c = buf[j];
-        while (q > 0 && p[q] !== c) q = fail[q - 1]!;
-        if (p[q] === c) q++;
-        if (q === p.length) q = fail[q - 1]!;
+    const from = Math.max(0, buf.length - (this.maxPatternLength - 1));
+    if (from >= buf.length) return 0;
+    const tail = buf.toString('latin1', from);
+    for (let j = 0; j < tail.length; j++) {
+      const candidates = this.#byFirstByte[tail.charCodeAt(j)];
+      if (candidates === undefined) continue;
+      const rest = tail.length - j;
+      for (const p of candidates) {
+        if (p.length <= rest) continue;
+        let k = 1;
+        while (k < rest && p.charCodeAt(k) === tail.charCodeAt(j + k)) k++;
+        if (k === rest) return rest;
       }
-      if (q > held) held = q;
     }
-    return held;
+    return 0;
   }
 
   scrubText(text: string): string {
