@@ -115,24 +115,14 @@ export class SecretScrubber {
    */
   markMatches(buf: Buffer, mask?: Uint8Array): Uint8Array | undefined {
     if (buf.length < this.#minPatternLength) return mask;
-    if (buf.length <= SMALL_CHUNK) {
-      const text = buf.toString('latin1');
-      for (const p of this.#bytePatterns) {
-        let at = text.indexOf(p);
-        while (at !== -1) {
-          mask ??= new Uint8Array(buf.length);
-          mask.fill(1, at, at + p.length);
-          at = text.indexOf(p, at + 1);
-        }
-      }
-      return mask;
-    }
-    for (const p of this.#patterns) {
-      let at = buf.indexOf(p);
-      while (at !== -1) {
+    // A small chunk as one-byte text, searched by the patterns' text; a large one as it is.
+    const text = buf.length <= SMALL_CHUNK ? buf.toString('latin1') : undefined;
+    for (let i = 0; i < this.#patterns.length; i++) {
+      const p = this.#patterns[i]!;
+      const t = this.#bytePatterns[i]!;
+      for (let at = text === undefined ? buf.indexOf(p) : text.indexOf(t); at !== -1; at = text === undefined ? buf.indexOf(p, at + 1) : text.indexOf(t, at + 1)) {
         mask ??= new Uint8Array(buf.length);
         mask.fill(1, at, at + p.length);
-        at = buf.indexOf(p, at + 1);
       }
     }
     return mask;
