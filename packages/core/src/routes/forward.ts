@@ -337,27 +337,15 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
   const logger = deps.logger ?? silentLogger;
   const maxRetryBody = deps.maxRetryBodyBytes ?? MAX_RETRY_BODY_BYTES;
   const listenerUrl = deps.listenerUrl ?? 'http://LISTENER';
-  // Building a scrubber (every encoded form, KMP tables) was the largest cost of a forwarded
-  // request; a credential is the same for many requests, and a scrubber holds no request state.
-  const scrubbers = new Map<string, SecretScrubber>();
-  const scrubberFor = (secret: string, value: string): SecretScrubber => {
-    const key = `${secret}\u0000${value}`;
-    let scrubber = scrubbers.get(key);
-    if (!scrubber) {
-      scrubber = SecretScrubber.forCredential(secret, value);
-      if (scrubbers.size >= 16) scrubbers.delete(scrubbers.keys().next().value!);
-      scrubbers.set(key, scrubber);
-    }
-    return scrubber;
-  };
-  // What a secret becomes for a route — its header value and scrubber — kept with the route (the
-  // same secret string arrives with request after request, and === on it is a pointer compare).
+  // What a secret becomes for a route — its header value and its scrubber (every encoded form:
+  // building one was the largest cost of a forwarded request) — kept with the route. The same
+  // secret string arrives with request after request, and === on it is a pointer compare.
   const prepared = new WeakMap<ResolvedRoute, { secret: string; value: string; scrubber: SecretScrubber }>();
   const prepare = (route: ResolvedRoute, secret: string): { value: string; scrubber: SecretScrubber } => {
     const last = prepared.get(route);
     if (last !== undefined && last.secret === secret) return last;
     const value = formatCredential(route.format, secret);
-    const entry = { secret, value, scrubber: scrubberFor(secret, value) };
+    const entry = { secret, value, scrubber: SecretScrubber.forCredential(secret, value) };
     prepared.set(route, entry);
     return entry;
   };
