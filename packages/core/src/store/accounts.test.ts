@@ -127,6 +127,8 @@ describe('AccountService: a refreshed record the disk refuses is never dropped',
 
     disk.failing = false;
     await waitFor(async () => (await onDisk())?.token.refresh_token === 'rt-2');
+    // The file appears at the rename; the write's bookkeeping finishes just after it.
+    await waitFor(async () => !accounts.hasPendingWrite(key));
     expect(accounts.hasPendingWrite(key)).toBe(false);
     expect(lines).toContainEqual(expect.objectContaining({ level: 'info', message: expect.stringMatching(/on disk now/) }));
     // No lock left behind by the failed attempts (the write that landed releases its own lock
