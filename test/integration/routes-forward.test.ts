@@ -309,6 +309,22 @@ describe('path form', () => {
     expect(upstream.received.at(-1)!.headers.authorization).toBe(`Basic ${Buffer.from(`x-access-token:${GIT_TOKEN}`).toString('base64')}`);
   });
 
+  it('answers 502 for a body in a coding it cannot decode, and keeps serving', async () => {
+    // The upstream body is dropped unread: that must not become an unhandled stream error.
+    for (let i = 0; i < 3; i++) {
+      const res = await request(`${proxy.base}/keyed/echo?enc=zstd`, { headers: { 'x-api-key': proxy.token } });
+      const text = await res.body.text();
+      expect(res.statusCode).toBe(502);
+      expect(res.headers['x-credproxy-error']).toBe(ErrorCode.UPSTREAM_UNAVAILABLE);
+      expect(text).toContain('content-encoding zstd');
+      expectNoSecret('undecodable answer', text);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const after = await request(`${proxy.base}/keyed/echo`, { headers: { 'x-api-key': proxy.token } });
+    expect(after.statusCode).toBe(200);
+    await after.body.dump();
+  });
+
   it('keeps Content-Length for an uncompressed body (scrubbing keeps the length) and drops it for a decoded one', async () => {
     const plain = await request(`${proxy.base}/keyed/echo`, { headers: { 'x-api-key': proxy.token } });
     const text = await plain.body.text();

@@ -90,6 +90,9 @@ function compress(body: Buffer, enc: string | null): { body: Buffer; encoding?: 
       return { body: zlib.brotliCompressSync(body), encoding: 'br' };
     case 'deflate':
       return { body: zlib.deflateSync(body), encoding: 'deflate' };
+    case 'zstd':
+      // A coding the proxy cannot decode (so cannot scrub): labelled, not applied.
+      return { body, encoding: 'zstd' };
     default:
       return { body };
   }

@@ -292,6 +292,17 @@ function streamBody(req: IncomingMessage): RequestBody {
   return { kind: 'stream', stream: counter, counter };
 }
 
+/**
+ * Drop an upstream body unread. undici's body emits an abort error when destroyed before its end,
+ * and a stream's 'error' with no listener is an uncaught exception: it would end the proxy.
+ */
+function discard(body: Readable): void {
+  body.on('error', ignore);
+  body.destroy();
+}
+
+const ignore = (): void => undefined;
+
 function bodyBytes(body: RequestBody): number {
   return body.kind === 'kept' ? body.buffer.length : body.kind === 'stream' ? body.counter.bytes : 0;
 }
@@ -408,7 +419,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
   const relay = async (res: ServerResponse, x: Exchange, route: ResolvedRoute, target: Target, up: UpstreamResponse, scrubber: SecretScrubber): Promise<void> => {
     if (res.destroyed) {
       // The client left while upstream answered: nobody to relay to.
-      up.body.destroy();
+      discard(up.body);
       return;
     }
     const headers = clientResponseHeaders(up.headers);
@@ -417,7 +428,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     if (encoding !== undefined) {
       const chain = decodersFor(Array.isArray(encoding) ? encoding.join(',') : encoding);
       if (chain === undefined) {
-        up.body.destroy();
+        discard(up.body);
         throw new UpstreamError(`${route.upstream.origin} answered with content-encoding ${String(encoding).slice(0, 40)}, which credproxy cannot decode to scrub`, false);
       }
       decoders = chain;
@@ -437,7 +448,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     try {
       res.writeHead(up.statusCode, clean);
     } catch (err) {
-      up.body.destroy();
+      discard(up.body);
       for (const name of res.getHeaderNames()) res.removeHeader(name);
       throw new UpstreamError(`${route.upstream.origin} answered with a status or header that cannot be passed on`, false, err);
     }
