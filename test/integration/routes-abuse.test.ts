@@ -132,6 +132,17 @@ const BAD_MODES: Record<string, (sock: net.Socket, head: string) => void> = {
     const body = `raw=${key} b64=${Buffer.from(key).toString('base64')} pct=${encodeURIComponent(key)} json=${JSON.stringify(key)}`;
     s.end(`HTTP/1.1 200 ${key}\r\nx-echo: ${key}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
   },
+  // Codings: one the proxy cannot decode (so cannot scrub), a chain with one in it, and bodies
+  // that are not what their coding says.
+  'unknown-coding': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-encoding: zstd\r\ncontent-length: 4\r\n\r\nabcd'),
+  'unknown-in-chain': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-encoding: compress, gzip\r\ncontent-length: 4\r\n\r\nabcd'),
+  'bad-gzip': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 12\r\n\r\nnot gzip at all'.slice(0, -3)),
+  'bad-br': (s) => s.end(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 64\r\n\r\n'), randomBytes(64)])),
+  'bad-deflate': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-encoding: deflate\r\ncontent-length: 8\r\n\r\nx\x9cnope!'),
+  // What one HTTP parser accepts and another may not: DEL and obs-text in a value, status 999.
+  'del-in-header': (s) => s.end('HTTP/1.1 200 OK\r\nx-a: b\x7fc\r\ncontent-length: 2\r\n\r\nok'),
+  'obs-text-header': (s) => s.end(Buffer.from('HTTP/1.1 200 OK\r\nx-a: caf\xe9\r\ncontent-length: 2\r\n\r\nok', 'latin1')),
+  'status-999': (s) => s.end('HTTP/1.1 999 Odd\r\ncontent-length: 2\r\n\r\nok'),
   // A second response nobody asked for: it must not become the answer to a later request.
   'two-responses': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra'),
 };
@@ -860,6 +871,15 @@ describe.runIf(process.platform === 'linux')('the route HTTP listener under abus
       'stall-body': ['cut'],
       'echo-key': ['pass'],
       'two-responses': ['pass'],
+      'unknown-coding': ['error'],
+      'unknown-in-chain': ['error'],
+      // Decoded bodies go out with their headers first: a body that does not decode is cut.
+      'bad-gzip': ['cut', 'error'],
+      'bad-br': ['cut', 'error'],
+      'bad-deflate': ['cut', 'error'],
+      'del-in-header': ['error', 'pass'],
+      'obs-text-header': ['pass', 'error'],
+      'status-999': ['pass', 'error'],
     };
     const { port, token } = listeners.misbehaving!;
     const ask = (mode: string): Promise<Exchange> =>

@@ -254,6 +254,7 @@ describe('compressed bodies', () => {
   it('refuses codings it cannot decode, and asks upstream only for decodable ones', () => {
     expect(decodersFor('zstd')).toBeUndefined();
     expect(decodersFor('gzip, compress')).toBeUndefined();
+    expect(decodersFor('compress, gzip, br')).toBeUndefined();
     expect(decodersFor('identity')).toEqual([]);
     expect(acceptableEncodings('gzip, deflate, br, zstd')).toBe('gzip, deflate, br');
     expect(acceptableEncodings('zstd')).toBe('identity');

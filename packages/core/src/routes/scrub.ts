@@ -363,7 +363,11 @@ export function decodersFor(contentEncoding: string): Duplex[] | undefined {
   if (codings.length > 3) return undefined;
   const chain: Duplex[] = [];
   for (const coding of codings.reverse()) {
-    if (!Object.hasOwn(DECODERS, coding)) return undefined;
+    if (!Object.hasOwn(DECODERS, coding)) {
+      // The stages made for the codings before it hold zlib state: released now, not at a GC.
+      for (const stage of chain) stage.destroy();
+      return undefined;
+    }
     chain.push(DECODERS[coding]!());
   }
   return chain;
