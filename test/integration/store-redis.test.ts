@@ -37,8 +37,8 @@ afterAll(async () => {
 
 const prefix = (): string => `t${randomBytes(4).toString('hex')}:`;
 
-async function backend(p: string, cipher = RecordCipher.encrypting(newDataKey()), lockTtl = DEFAULT_LOCK_TTL_MS): Promise<Backend> {
-  const b = await openRedisBackend({ config: { type: 'redis', url: redis.url, prefix: p, lock_ttl_ms: lockTtl }, cipher, logger: silentLogger, onKeyChange: async () => undefined });
+async function backend(p: string, cipher = RecordCipher.encrypting(newDataKey()), lockTtl = DEFAULT_LOCK_TTL_MS, lockPollMs?: { first: number; max: number }): Promise<Backend> {
+  const b = await openRedisBackend({ config: { type: 'redis', url: redis.url, prefix: p, lock_ttl_ms: lockTtl }, cipher, logger: silentLogger, onKeyChange: async () => undefined, lockPollMs });
   backends.push(b);
   return b;
 }
@@ -111,6 +111,30 @@ describe('Redis backend: the record-store contract', () => {
     const t0 = Date.now();
     await (await b.tokens.lock(key))();
     expect(Date.now() - t0).toBeLessThan(600 + 300);
+  });
+
+  it('lock: a waiter on another member takes the lock as soon as its holder releases it (the release is published)', async () => {
+    const p = prefix();
+    const cipher = RecordCipher.encrypting(newDataKey());
+    const a = await backend(p, cipher);
+    // The waiter's poll alone would not try again for 20 s or more: only the notice wakes it.
+    const b = await backend(p, cipher, DEFAULT_LOCK_TTL_MS, { first: 20_000, max: 20_000 });
+    const key = { provider: 'gh', bucket: 'fleet' };
+    const other = { provider: 'gh', bucket: 'other' };
+    const unlockA = await a.tokens.lock(key);
+    const unlockOther = await a.tokens.lock(other);
+    let acquiredAt = 0;
+    const waiting = b.tokens.lock(key).then((u) => ((acquiredAt = Date.now()), u));
+    await new Promise((r) => setTimeout(r, 300));
+    // Another account's release does not wake it.
+    await unlockOther();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(acquiredAt).toBe(0);
+    const releasedAt = Date.now();
+    await unlockA();
+    const unlockB = await waiting;
+    expect(acquiredAt - releasedAt).toBeLessThan(2_000);
+    await unlockB();
   });
 });
 

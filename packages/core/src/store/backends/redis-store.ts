@@ -9,7 +9,8 @@
  *   lock in one slot, so the scripts also run on Redis Cluster or Valkey;
  * - `<prefix>store-key`: the wrapped data key (store/storage.ts);
  * - channel `<prefix>changes`: every write publishes the record's name, so the other members
- *   forget what they hold in memory (`key set`, `client add` on any member reach all).
+ *   forget what they hold in memory (`key set`, `client add` on any member reach all); a released
+ *   account lock publishes `unlock:<name>`, so the members waiting for it try again at once.
  *
  * Every value is sealed by the RecordCipher before it leaves the process. Redis unreachable: each
  * call fails at once with UPSTREAM_UNAVAILABLE (no offline queue); ioredis reconnects by itself.
@@ -40,17 +41,25 @@ if ARGV[1] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3])
 return 1`;
-const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`;
+/** Delete the lock if `owner` (ARGV[1]) holds it, and tell the fleet (PUBLISH ARGV[2] ARGV[3]): its waiters retry at once. */
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
+end
+return 0`;
 const EXTEND_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`;
 
 /** How long lock() waits for another holder before answering UPSTREAM_UNAVAILABLE. */
 const LOCK_WAIT_MS = 30_000;
 const COMMAND_TIMEOUT_MS = 3_000;
 const KEY_CHANNEL_NAME = 'store-key';
+/** What a released account lock publishes, before the record's name (no record name starts so). */
+const UNLOCK_NOTICE = 'unlock:';
 
 type Scripted = Redis & {
   cpPut(key: string, expected: string, data: string, version: string): Promise<number>;
-  cpRelease(key: string, owner: string): Promise<number>;
+  cpRelease(key: string, owner: string, channel: string, notice: string): Promise<number>;
   cpExtend(key: string, owner: string, ttl: number): Promise<number>;
 };
 
@@ -89,6 +98,7 @@ interface Shared {
   cipher: RecordCipher;
   logger: Logger;
   lockTtlMs: number;
+  lockPollMs: { first: number; max: number };
   feed: ChangeFeed;
   onKeyChange: () => Promise<void>;
 }
@@ -274,21 +284,47 @@ class RedisTokenStore extends RedisRecordStore<AccountKey, AccountRecord> implem
    * most the TTL, and the next waiter takes it.
    */
   async lock(key: AccountKey): Promise<Unlock> {
-    const lockKey = `${this.redisKey(`tokens/${key.provider}/${key.bucket}`)}:lock`;
+    const name = `tokens/${key.provider}/${key.bucket}`;
+    const lockKey = `${this.redisKey(name)}:lock`;
+    const notice = `${UNLOCK_NOTICE}${name}`;
     const owner = `${os.hostname()}:${process.pid}:${randomBytes(8).toString('hex')}`;
     const ttl = this.s.lockTtlMs;
     const deadline = Date.now() + Math.max(LOCK_WAIT_MS, ttl * 2);
-    let wait = 2;
-    for (;;) {
-      const got = await this.call(() => this.s.client.set(lockKey, owner, 'PX', ttl, 'NX'));
-      if (got === 'OK') break;
-      if (Date.now() > deadline) {
-        throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${key.provider}/${key.bucket} is locked by another credproxy of the fleet that has not finished a refresh — try again`);
+    let wait = this.s.lockPollMs.first;
+    // A waiter (one per account per proxy: the account service single-flights) tries again when
+    // the holder's release is published, else when its poll timer fires — the fallback for a
+    // holder that died (its lock expires by the TTL) or a notice the feed missed.
+    let wake: (() => void) | undefined;
+    // Counted: a notice may arrive (on the subscriber's connection) before the answer to a SET
+    // that Redis ran before the release — then the waiter must not sleep.
+    let notices = 0;
+    const stopListening = this.s.feed.add((published) => {
+      if (published !== notice && published !== undefined) return;
+      notices += 1;
+      wake?.();
+    });
+    try {
+      for (;;) {
+        const seen = notices;
+        const got = await this.call(() => this.s.client.set(lockKey, owner, 'PX', ttl, 'NX'));
+        if (got === 'OK') break;
+        if (Date.now() > deadline) {
+          throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${key.provider}/${key.bucket} is locked by another credproxy of the fleet that has not finished a refresh — try again`);
+        }
+        if (notices !== seen) continue;
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            wake = undefined;
+            resolve();
+          };
+          const timer = setTimeout(done, wait + Math.random() * wait);
+          wake = done;
+        });
+        wait = Math.min(wait * 1.5, this.s.lockPollMs.max);
       }
-      // A waiter polls (one per account per proxy: the account service single-flights), short
-      // enough that the fleet hears of a finished refresh within a few milliseconds.
-      await new Promise((r) => setTimeout(r, wait + Math.random() * wait));
-      wait = Math.min(wait * 1.5, 15);
+    } finally {
+      stopListening();
     }
     const timer = setInterval(() => {
       void this.s.client.cpExtend(lockKey, owner, ttl).catch(() => undefined);
@@ -300,7 +336,7 @@ class RedisTokenStore extends RedisRecordStore<AccountKey, AccountRecord> implem
       released = true;
       clearInterval(timer);
       // A release that fails leaves the lock to expire by its TTL: nothing to retry.
-      await this.s.client.cpRelease(lockKey, owner).catch((err: unknown) => {
+      await this.s.client.cpRelease(lockKey, owner, this.s.feed.channel, notice).catch((err: unknown) => {
         this.s.logger.log('warn', 'could not release a token lock in Redis; it expires by itself', { provider: key.provider, bucket: key.bucket, error: err instanceof Error ? err.name : 'unknown' });
       });
     };
@@ -357,6 +393,11 @@ export interface RedisBackendOptions {
   logger: Logger;
   /** Another member changed the key record (rekey): read it again. */
   onKeyChange: () => Promise<void>;
+  /**
+   * A lock waiter's poll, the fallback to the release notice: the first wait and the longest
+   * (default 2 and 15 ms, growing ×1.5, each randomized up to twice as long).
+   */
+  lockPollMs?: { first: number; max: number };
 }
 
 /** Connect (failing the start with a clear message when Redis does not answer) and build the stores. */
@@ -372,7 +413,7 @@ export async function openRedisBackend(o: RedisBackendOptions): Promise<Backend>
     feed.close();
     throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `cannot reach the Redis store at ${where} (${err instanceof Error ? err.message : String(err)}) — start Redis, or fix "store.url" in the config`);
   }
-  const shared: Shared = { client, prefix: o.config.prefix, where, cipher: o.cipher, logger: o.logger, lockTtlMs: o.config.lock_ttl_ms, feed, onKeyChange: o.onKeyChange };
+  const shared: Shared = { client, prefix: o.config.prefix, where, cipher: o.cipher, logger: o.logger, lockTtlMs: o.config.lock_ttl_ms, lockPollMs: o.lockPollMs ?? { first: 2, max: 15 }, feed, onKeyChange: o.onKeyChange };
   let wasReady = true;
   let closing = false;
   client.on('ready', () => {
