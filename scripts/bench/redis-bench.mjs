@@ -78,8 +78,11 @@ export async function benchRedis(o) {
     say(`get_token (cached) @${String(conns).padStart(2)} conns: Redis store ${Math.round(r.rps)} req/s vs file store ${Math.round(f.rps)} req/s → ${ratio.toFixed(2)}×`);
   }
 
-  // Fleet refresh against one proxy's: log both in, let the 2 s access tokens expire, then 300
-  // concurrent get_token each (30 connections × 10).
+  // Fleet refresh against one proxy's: in each of three rounds, log an account in on both, let
+  // the 2 s access tokens expire and send 300 concurrent get_token to each (30 connections × 10). They
+  // ask for a token valid 1 s more (min_valid_seconds): with the default 60 s, a token the
+  // provider issues for 2 s is too short the moment it arrives, and a request answered after its
+  // member's refresh ended would start another one by design. The ratio is the median round's.
   say('300 concurrent get_token on an expired token: one file-backed proxy, then a fleet of three on Redis…');
   const loginVia = async (socketPath, bucket) => {
     const c = await ProxyClient.connect({ socketPath });
@@ -88,21 +91,50 @@ export async function benchRedis(o) {
     await c.call('oauth_exchange', { session_id: init.session_id, code: await user.readPastedCode(await user.authorize(init.auth_url)) });
     c.close();
   };
-  await loginVia(fileSocket, 'single');
-  await loginVia(members[0].socket, 'fleet');
-  await new Promise((r) => setTimeout(r, 2_500));
+  // Each member's first refresh loads the OAuth client code and opens its connection to the
+  // provider (~100 ms once per process). The file-backed proxy did its first one above (the
+  // 100-request refresh test); the members do theirs now, so the rounds compare the refreshes
+  // themselves and not whichever member happens to lead a round for the first time.
+  for (const [i, m] of members.entries()) {
+    await loginVia(m.socket, `warm${i}`);
+    const c = await ProxyClient.connect({ socketPath: m.socket });
+    await c.call('refresh_token', { provider: 'rt', bucket: `warm${i}` });
+    await c.call('logout', { provider: 'rt', bucket: `warm${i}`, revoke: false });
+    c.close();
+  }
   const burst = async (sockets, bucket) => {
     const conns = await Promise.all(Array.from({ length: 30 }, (_, i) => ProxyClient.connect({ socketPath: sockets[i % sockets.length] })));
     as.resetCounts();
     const t0 = process.hrtime.bigint();
-    const answers = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => conns[i % 30].call('get_token', { provider: 'rt', bucket })));
+    const answers = await Promise.allSettled(Array.from({ length: 300 }, (_, i) => conns[i % 30].call('get_token', { provider: 'rt', bucket, min_valid_seconds: 1 })));
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
     for (const c of conns) c.close();
     return { ms: Number(ms.toFixed(1)), served: answers.filter((a) => a.status === 'fulfilled').length, grants: as.grantCounts.refresh_token };
   };
-  const single = await burst([fileSocket], 'single');
-  const fleet = await burst(members.map((m) => m.socket), 'fleet');
-  say(`refresh of 300 concurrent requests: one proxy ${single.ms} ms (${single.grants} grant), fleet of three ${fleet.ms} ms (${fleet.grants} grant) → ${(fleet.ms / single.ms).toFixed(2)}×`);
+  const rounds3 = [];
+  for (let round = 0; round < 3; round++) {
+    // Accounts of their own each round: a token used in a round is renewed in the background
+    // before it expires, so it would not need a refresh in the next.
+    await loginVia(fileSocket, `single${round}`);
+    await loginVia(members[0].socket, `fleet${round}`);
+    await new Promise((r) => setTimeout(r, 2_500)); // the 2 s access tokens have expired
+    const single = await burst([fileSocket], `single${round}`);
+    const fleet = await burst(members.map((m) => m.socket), `fleet${round}`);
+    rounds3.push({ single, fleet, ratio: fleet.ms / single.ms });
+    // Used accounts are renewed in the background: gone, they cannot add grants to the next round's count.
+    for (const [socketPath, bucket] of [[fileSocket, `single${round}`], [members[0].socket, `fleet${round}`]]) {
+      const c = await ProxyClient.connect({ socketPath });
+      await c.call('logout', { provider: 'rt', bucket, revoke: false });
+      c.close();
+    }
+    say(`  round ${round + 1}: one proxy ${single.ms} ms (${single.grants} grant), fleet of three ${fleet.ms} ms (${fleet.grants} grant${fleet.grants === 1 ? '' : 's'}) → ${(fleet.ms / single.ms).toFixed(2)}×`);
+  }
+  const mid = [...rounds3].sort((a, b) => a.ratio - b.ratio)[1];
+  const worst = (side, field) => Math.max(...rounds3.map((r) => r[side][field]));
+  const least = (side, field) => Math.min(...rounds3.map((r) => r[side][field]));
+  const single = { ...mid.single, grants: worst('single', 'grants'), served: least('single', 'served') };
+  const fleet = { ...mid.fleet, grants: worst('fleet', 'grants'), served: least('fleet', 'served') };
+  say(`refresh of 300 concurrent requests (median of 3 rounds): one proxy ${single.ms} ms, fleet of three ${fleet.ms} ms → ${mid.ratio.toFixed(2)}× (most grants in a round: ${single.grants} / ${fleet.grants})`);
   for (const c of owners) c.close();
-  return { cached, refresh: { single, fleet, ratio: Number((fleet.ms / single.ms).toFixed(3)) } };
+  return { cached, refresh: { single, fleet, ratio: Number(mid.ratio.toFixed(3)), rounds: rounds3.map((r) => ({ single_ms: r.single.ms, fleet_ms: r.fleet.ms, fleet_grants: r.fleet.grants })) } };
 }
