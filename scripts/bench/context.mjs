@@ -1,7 +1,7 @@
 // What every bench script starts with: its flags (`--json`, or `npm run bench --json`, which npm
 // passes as npm_config_json; `--seconds N` per round), the built CLI, a temporary directory with
 // the proxy's paths in it, and the children it will start.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,8 @@ export function benchContext(prefix, extraEnv = {}) {
     seconds,
     here: scripts,
     bin: path.join(scripts, '..', 'packages', 'cli', 'dist', 'bin.js'),
+    // The `credproxy` command as npm installs it (package.json's bin), for what a user's script pays.
+    command: path.join(scripts, '..', 'packages', 'cli', JSON.parse(readFileSync(path.join(scripts, '..', 'packages', 'cli', 'package.json'), 'utf8')).bin.credproxy),
     say: (s) => {
       if (!json) process.stderr.write(s + '\n');
     },

@@ -10,6 +10,16 @@ import { fileURLToPath } from 'node:url';
 import { ProxyClient } from '@credproxy/core';
 
 export const BIN = fileURLToPath(new URL('../../packages/cli/dist/bin.js', import.meta.url));
+/**
+ * The `credproxy` command as npm installs it (package.json's bin): a CommonJS launcher that
+ * answers plain `token` forms itself and hands everything else to BIN.
+ */
+export const COMMAND = fileURLToPath(
+  new URL(
+    (JSON.parse(fs.readFileSync(new URL('../../packages/cli/package.json', import.meta.url), 'utf8')) as { bin: { credproxy: string } }).bin.credproxy,
+    new URL('../../packages/cli/', import.meta.url),
+  ),
+);
 
 export interface Layout {
   dir: string;
@@ -44,9 +54,9 @@ export function makeLayout(): Layout {
 }
 
 /** Run one CLI command to completion. */
-export function run(layout: Layout, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function run(layout: Layout, args: string[], options: { input?: string; timeoutMs?: number; bin?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: layout.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [options.bin ?? BIN, ...args], { env: layout.env, stdio: ['pipe', 'pipe', 'pipe'] });
     children.add(child);
     let stdout = '';
     let stderr = '';

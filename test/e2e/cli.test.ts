@@ -2,9 +2,10 @@
  * The built CLI against a real proxy started with `credproxy serve`: what a user sees on stdout
  * and stderr, and the exit codes of SPEC §5.
  */
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CREDPROXY_VERSION, ProxyClient } from '@credproxy/core';
-import { type Layout, type RunResult, type ServeProcess, cleanup, makeLayout, run, startServe, withClient } from './cli-harness.js';
+import { BIN, COMMAND, type Layout, type RunResult, type ServeProcess, cleanup, makeLayout, run, startServe, withClient } from './cli-harness.js';
 
 const API_KEY = 'sk-e2e-4f1d2a9c7b3e5d6f8a0b1c2d3e4f5a6b';
 const ACCESS_TOKEN = 'at-e2e-0123456789abcdef';
@@ -35,6 +36,15 @@ describe('without a proxy', () => {
     expect((await run(layout, ['no-such-command'])).code).toBe(2);
     const r = await run(layout, ['--version']);
     expect(r).toMatchObject({ code: 0, stdout: `${CREDPROXY_VERSION}\n` });
+  });
+
+  it('the installed `credproxy` command (a CommonJS launcher) answers exactly as the full CLI does', async () => {
+    expect(fs.readFileSync(COMMAND, 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
+    expect(fs.statSync(COMMAND).mode & 0o111).not.toBe(0);
+    for (const args of [['token', 'github'], ['token', 'github', '--json'], ['token'], ['token', '--bogus', 'x'], ['--version'], ['ping'], ['status', '--json'], ['no-such-command']]) {
+      const [viaBin, viaCommand] = await Promise.all([run(layout, args), run(layout, args, { bin: COMMAND })]);
+      expect(viaCommand, args.join(' ')).toEqual(viaBin);
+    }
   });
 });
 
@@ -78,10 +88,10 @@ describe('with a running proxy', () => {
     expect(detached.stderr).toContain(`already running (pid ${serve.child.pid})`);
   });
 
-  it('token prints only the access token; --json prints get_token data', async () => {
-    const r = await run(layout, ['token', 'github']);
+  it.each([['bin.js', BIN], ['credproxy', COMMAND]])('token prints only the access token; --json prints get_token data (%s)', async (_name, bin) => {
+    const r = await run(layout, ['token', 'github'], { bin });
     expect(r).toMatchObject({ code: 0, stdout: `${ACCESS_TOKEN}\n`, stderr: '' });
-    const json = await run(layout, ['token', 'github', '--json', '--min-valid', '0']);
+    const json = await run(layout, ['token', 'github', '--json', '--min-valid', '0'], { bin });
     expect(json.code).toBe(0);
     const direct = await withClient(layout.socket, (c) => c.call('get_token', { provider: 'github' }));
     expect(JSON.parse(json.stdout)).toEqual(direct);
@@ -89,17 +99,17 @@ describe('with a running proxy', () => {
     expect(json.stdout).not.toContain(REFRESH_TOKEN);
   });
 
-  it('token through commander (non-fast form) behaves the same', async () => {
-    const r = await run(layout, ['token', '--bucket', 'default', 'github', '--socket', layout.socket]);
+  it.each([['bin.js', BIN], ['credproxy', COMMAND]])('token through commander (non-fast form) behaves the same (%s)', async (_name, bin) => {
+    const r = await run(layout, ['token', '--bucket', 'default', 'github', '--socket', layout.socket], { bin });
     expect(r).toMatchObject({ code: 0, stdout: `${ACCESS_TOKEN}\n` });
   });
 
-  it('token for an account that is not logged in exits 6 and names the fix', async () => {
-    const r = await run(layout, ['token', 'gitlab']);
+  it.each([['bin.js', BIN], ['credproxy', COMMAND]])('token for an account that is not logged in exits 6 and names the fix (%s)', async (_name, bin) => {
+    const r = await run(layout, ['token', 'gitlab'], { bin });
     expect(r.code).toBe(6);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('credproxy: gitlab is not logged in — run `credproxy login gitlab`\n');
-    const bucket = await run(layout, ['token', 'github', '--bucket', 'work']);
+    const bucket = await run(layout, ['token', 'github', '--bucket', 'work'], { bin });
     expect(bucket.code).toBe(6);
     expect(bucket.stderr).toContain('`credproxy login github --bucket work`');
   });

@@ -3,6 +3,7 @@
  * an exit code.
  */
 import type { ErrorCode, OAuthPollResult, Op } from './core-client.js';
+import type { CliIO } from './output.js';
 import { isErrorCode, ProxyError, ProxyUnavailableError, UntrustedSocketError } from './core-client.js';
 
 export const ExitCode = {
@@ -173,4 +174,23 @@ export function describeError(err: unknown): ErrorReport {
     );
   }
   return report(ExitCode.ERROR, err instanceof Error ? err.message : String(err));
+}
+
+/**
+ * Say what went wrong, on stderr, and return the exit code: the message (and the stack under
+ * CREDPROXY_DEBUG), or one JSON line under `--json`. `usage` is what commander printed for a
+ * usage error (kept back under `--json`, so it can go out as that JSON line instead).
+ */
+export function reportError(err: unknown, io: CliIO, options: { json: boolean; usage?: string }): number {
+  const report = describeError(err);
+  if (options.json && report.exitCode !== 0) {
+    if (report.message === undefined) {
+      report.bare = (options.usage ?? '').replace(/^credproxy: /, '').replace(/\n?\(add --help for usage\)\n?$/, '').trim();
+    }
+    io.stderr.write(errorJson(report));
+    return report.exitCode;
+  }
+  if (report.message !== undefined) io.stderr.write(report.message + '\n');
+  if (io.env.CREDPROXY_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + '\n');
+  return report.exitCode;
 }

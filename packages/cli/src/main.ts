@@ -7,7 +7,7 @@ import type { CommandContext, CommandModule } from './command-kit.js';
 // import would add two more sequential module loads to its start (token-fast.ts is small).
 import { runFast as runTokenFast } from './commands/token-fast.js';
 import { CREDPROXY_VERSION, defaultSocketPath } from './core-client.js';
-import { describeError, errorJson } from './exit-codes.js';
+import { reportError } from './exit-codes.js';
 import { type CliIO, processIO } from './output.js';
 
 interface CommandEntry {
@@ -151,17 +151,7 @@ export async function main(argv: readonly string[], io: CliIO = processIO()): Pr
     await program.parseAsync([...argv], { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
-    const report = describeError(err);
-    if (json && report.exitCode !== 0) {
-      if (report.message === undefined) {
-        report.bare = usage.replace(/^credproxy: /, '').replace(/\n?\(add --help for usage\)\n?$/, '').trim();
-      }
-      io.stderr.write(errorJson(report));
-      return report.exitCode;
-    }
-    if (report.message !== undefined) io.stderr.write(report.message + '\n');
-    if (io.env.CREDPROXY_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + '\n');
-    return report.exitCode;
+    return reportError(err, io, { json, usage });
   }
 }
 
