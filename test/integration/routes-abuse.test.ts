@@ -9,7 +9,9 @@
  *    encoding abuse, request smuggling with conflicting or duplicated framing headers;
  * 2. slowloris: hundreds of connections sending a request head a byte at a time;
  * 3. a thousand forwarded SSE streams at once, through five client listeners;
- * 4. upstreams that stall, reset or answer garbage.
+ * 4. upstreams that stall, reset or answer garbage, named cases and property-based ones (status
+ *    lines, content codings, framing, the key echoed, resets mid-answer; CREDPROXY_FUZZ_SEED and
+ *    CREDPROXY_FUZZ_RUNS change the seed and the count).
  * Throughout: the proxy stays up and keeps serving other clients, every answer is a status, a
  * proxy-made error (x-credproxy-error) or a cut stream — never a hang —, the upstream never
  * parses a request the proxy did not send itself, no byte returned carries the key in any
@@ -21,6 +23,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_KEEP, auditFiles, ProxyClient } from '../../packages/core/src/index.js';
@@ -147,6 +150,10 @@ const BAD_MODES: Record<string, (sock: net.Socket, head: string) => void> = {
   'two-responses': (s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra'),
 };
 
+/** Generated answers of the misbehaving upstream, by mode (`fz<n>`): see the upstream fuzz test. */
+const UPSTREAM_FUZZ_RUNS = Number(process.env.CREDPROXY_FUZZ_RUNS ?? 400);
+const FUZZ_REPLIES = new Map<string, (sock: net.Socket, head: string) => void>();
+
 function startBadUpstream(): Promise<BadUpstream> {
   const closedAt = new Map<string, number | undefined>();
   const sockets = new Set<net.Socket>();
@@ -168,7 +175,7 @@ function startBadUpstream(): Promise<BadUpstream> {
       const head = buffered.slice(0, end);
       mode = /^\S+ \/([\w-]+)/.exec(head)?.[1] ?? 'plain';
       closedAt.set(mode, undefined);
-      const act = BAD_MODES[mode];
+      const act = BAD_MODES[mode] ?? FUZZ_REPLIES.get(mode);
       if (act) act(sock, head);
       else {
         const body = `plain-${++serial}`;
@@ -946,6 +953,84 @@ describe.runIf(process.platform === 'linux')('the route HTTP listener under abus
       expect(parseResponses(next.raw)[0]?.body.toString('latin1')).toMatch(/^plain-\d+$/);
     }
   }, 60_000);
+
+  it('fuzzed upstream answers (status lines, codings, framing, echoed key, resets): every one ends, none leaks the key, the proxy stays up', async () => {
+    const { port, token } = listeners.misbehaving!;
+    const gzipOr = (kind: string, body: Buffer): Buffer =>
+      kind === 'gzip' ? zlib.gzipSync(body) : kind === 'br' ? zlib.brotliCompressSync(body) : kind === 'deflate' ? zlib.deflateSync(body) : body;
+    const headerName = fc.constantFrom(
+      'content-type', 'content-encoding', 'content-length', 'transfer-encoding', 'location', 'set-cookie', 'connection',
+      'keep-alive', 'trailer', 'upgrade', 'www-authenticate', 'x-api-key', 'proxy-authenticate', 'vary', 'x-echo', 'x-credproxy-error',
+    );
+    const headerValue = fc.oneof(
+      fc.constantFrom('gzip', 'br', 'deflate', 'identity', 'zstd', 'gzip, br', 'br, gzip, deflate', 'chunked', 'gzip, chunked', 'close', 'upgrade', '0', '5', '-1', '1e3', '99999999999999999999', '/relative', 'http://127.0.0.1:1/x', '//elsewhere/', '', 'text/event-stream'),
+      fc.constant('KEY'),
+      fc.string({ maxLength: 24 }).map((v) => v.replace(/[\r\n]/g, ' ')),
+    );
+    const reply = fc.record({
+      status: fc.oneof(
+        fc.constantFrom('HTTP/1.1 200 OK', 'HTTP/1.1 204 No Content', 'HTTP/1.1 304 Not Modified', 'HTTP/1.1 302 Found', 'HTTP/1.0 200 OK', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK', 'HTTP/1.1 401 KEY', 'HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK'),
+        fc.integer({ min: 100, max: 999 }).map((n) => `HTTP/1.1 ${n} X`),
+      ),
+      headers: fc.array(fc.tuple(headerName, headerValue), { maxLength: 6 }),
+      body: fc.oneof(fc.constant('KEY'), fc.constant('{"echo":"KEY","b64":"B64"}'), fc.string({ maxLength: 200 }), fc.constant('')),
+      coding: fc.constantFrom('none', 'gzip', 'br', 'deflate', 'random'),
+      framing: fc.constantFrom('cl-exact', 'cl-short', 'cl-long', 'chunked', 'chunked-bad', 'close'),
+      ending: fc.constantFrom('end', 'end', 'reset', 'reset-mid'),
+      pieces: fc.integer({ min: 1, max: 3 }),
+    });
+    let n = 0;
+    const outcomes: Record<string, number> = {};
+    await fc.assert(
+      fc.asyncProperty(reply, async (r) => {
+        const mode = `fz${++n}`;
+        FUZZ_REPLIES.set(mode, (sock, head) => {
+          const key = /^x-api-key: *(.*)$/im.exec(head)?.[1]?.trim() ?? 'none';
+          const fill = (text: string): string => text.replaceAll('KEY', key).replaceAll('B64', Buffer.from(key).toString('base64'));
+          const plain = Buffer.from(fill(r.body), 'latin1');
+          const body = r.coding === 'random' ? randomBytes(40) : gzipOr(r.coding, plain);
+          const lines = [fill(r.status), ...r.headers.map(([k, v]) => `${k}: ${fill(v)}`)];
+          let payload: Buffer;
+          if (r.framing === 'chunked' || r.framing === 'chunked-bad') {
+            lines.push('transfer-encoding: chunked');
+            const size = r.framing === 'chunked' ? body.length.toString(16) : 'zz';
+            payload = Buffer.concat([Buffer.from(`${size}\r\n`), body, Buffer.from(body.length > 0 ? '\r\n0\r\n\r\n' : '\r\n')]);
+          } else {
+            if (r.framing !== 'close') lines.push(`content-length: ${r.framing === 'cl-exact' ? body.length : r.framing === 'cl-short' ? Math.max(0, body.length - 3) : body.length + 50}`);
+            payload = body;
+          }
+          const bytes = Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), payload]);
+          const cut = r.ending === 'reset-mid' ? Math.floor(bytes.length / 2) : bytes.length;
+          const step = Math.ceil(cut / r.pieces);
+          let at = 0;
+          const next = (): void => {
+            if (sock.destroyed) return;
+            if (at < cut) {
+              sock.write(bytes.subarray(at, Math.min(cut, at + step)));
+              at += step;
+              setTimeout(next, 5);
+            } else if (r.ending === 'end') sock.end();
+            else sock.resetAndDestroy();
+          };
+          next();
+        });
+        const x = await exchange(port, `GET /bad/${mode} HTTP/1.1\r\nHost: listener\r\nProxy-Authorization: Bearer ${token}\r\nConnection: close\r\n\r\n`, 1_000, 8_000);
+        FUZZ_REPLIES.delete(mode);
+        const context = `${JSON.stringify(r)} → ${JSON.stringify(x.raw.toString('latin1').slice(0, 400))}`;
+        expect(leakIn(x.raw), context).toBeUndefined();
+        // Every answer ends without our help: a response, a proxy-made error, or a cut stream —
+        // never silence (a proxy that died answers nothing).
+        expect(x.end, context).toBe('proxy');
+        expect(x.raw.length, context).toBeGreaterThan(0);
+        const status = parseResponses(x.raw)[0]?.status ?? 0;
+        outcomes[String(status)] = (outcomes[String(status)] ?? 0) + 1;
+      }),
+      { numRuns: UPSTREAM_FUZZ_RUNS, seed: Number(process.env.CREDPROXY_FUZZ_SEED ?? 16_2026) },
+    );
+    console.log(`[routes-abuse] upstream fuzz: ${UPSTREAM_FUZZ_RUNS} answers, statuses seen by the client ${JSON.stringify(outcomes)}`);
+    // Still up, and serving others.
+    expect((await legit('legit', '/up/echo/after-upstream-fuzz')).status).toBe(200);
+  }, 120_000);
 
   // ---- afterwards -----------------------------------------------------------------------------------
 
