@@ -312,8 +312,9 @@ export class Connection {
     clearTimeout(this.#handshakeTimer);
     this.#decoder.setMaxFrameBytes(this.#shared.maxFrameBytes);
     if (identity.kind === 'client') this.#armClientTimers(identity.client);
-    this.#auditHandshake('ok', identityName(identity));
     if (!this.#socket.destroyed && this.#socket.writable) this.#write(this.#shared.answers.encode(rawId, outcome));
+    // After the answer, as for ops: the caller does not wait for the line.
+    this.#auditHandshake('ok', identityName(identity));
   }
 
   /**
