@@ -57,7 +57,7 @@ export const deviceCodeFlow: FlowFactory = (provider, options): LoginFlow => {
         device = await oauth.processDeviceAuthorizationResponse(as, provider.client, response);
       } catch (err) {
         const code = isTransient(err) ? ErrorCode.UPSTREAM_UNAVAILABLE : ErrorCode.FLOW_INITIATION_FAILED;
-        throw new ProxyError(code, `${name}: the device authorization request failed: ${describeUpstream(err)}`);
+        throw new ProxyError(code, `${name}: the device authorization request failed: ${describeUpstream(err, provider.secrets())}`);
       }
       if (typeof device.interval === 'number' && device.interval > 0) interval = device.interval;
       const deviceCode = device.device_code;
@@ -93,7 +93,7 @@ export const deviceCodeFlow: FlowFactory = (provider, options): LoginFlow => {
               return;
             default:
               if (!isTransient(err)) {
-                finish({ status: 'failed', code: ErrorCode.EXCHANGE_FAILED, error: `the provider refused the device code: ${describeUpstream(err)}` });
+                finish({ status: 'failed', code: ErrorCode.EXCHANGE_FAILED, error: `the provider refused the device code: ${describeUpstream(err, [deviceCode, ...provider.secrets()])}` });
                 return;
               }
             // Network trouble or 5xx: keep polling at the interval until the deadline.

@@ -149,7 +149,7 @@ export class OAuthLogins implements LoginService {
       this.sessions.release(reservation);
       flow.dispose();
       if (err instanceof ProxyError) throw err;
-      throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${key.provider}: the login could not start: ${describeUpstream(err)}`);
+      throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${key.provider}: the login could not start: ${describeUpstream(err, provider.secrets())}`);
     }
     if (started.expires_in !== undefined) expiresAt = Math.min(expiresAt, now + started.expires_in * 1000);
     const initiated: OAuthInitiateResult = {
@@ -228,7 +228,7 @@ export class OAuthLogins implements LoginService {
       const provider = await this.#o.providers.get(providerName);
       return await accountIdentity(provider, token);
     } catch (err) {
-      this.#o.logger.log('warn', 'the account name could not be found', { provider: providerName, error: describeUpstream(err) });
+      this.#o.logger.log('warn', 'the account name could not be found', { provider: providerName, error: describeUpstream(err, [token.access_token, token.refresh_token]) });
       return undefined;
     }
   }
@@ -325,14 +325,15 @@ export class OAuthLogins implements LoginService {
       await oauth.processRevocationResponse(response);
     };
     const [first, firstHint] = token.refresh_token ? [token.refresh_token, 'refresh_token'] : [token.access_token, 'access_token'];
+    const secrets = [token.refresh_token, token.access_token, ...provider.secrets()];
     try {
       await revokeOne(first, firstHint);
     } catch (err) {
-      return { revoked: false, reason: `the provider refused or failed the revocation (${describeUpstream(err)}); the local copy was deleted anyway` };
+      return { revoked: false, reason: `the provider refused or failed the revocation (${describeUpstream(err, secrets)}); the local copy was deleted anyway` };
     }
     if (token.refresh_token) {
       await revokeOne(token.access_token, 'access_token').catch((err: unknown) =>
-        this.#o.logger.log('warn', 'access token revocation failed after the refresh token was revoked', { provider: providerName, error: describeUpstream(err) }),
+        this.#o.logger.log('warn', 'access token revocation failed after the refresh token was revoked', { provider: providerName, error: describeUpstream(err, secrets) }),
       );
     }
     return { revoked: true };

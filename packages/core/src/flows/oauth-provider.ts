@@ -115,6 +115,16 @@ export class OAuthProvider {
     return this.#secret();
   }
 
+  /** What of this provider's own must never be repeated from its answers: the client secret, if any. */
+  secrets(): string[] {
+    try {
+      const secret = this.#secret();
+      return secret === undefined ? [] : [secret];
+    } catch {
+      return [];
+    }
+  }
+
   /** The fetch every request to this provider goes through, with a timeout and the caller's signal. */
   fetch(url: string, init: RequestInit = {}, signal?: AbortSignal): Promise<Response> {
     const timeout = AbortSignal.timeout(this.#deps.timeoutMs ?? UPSTREAM_TIMEOUT_MS);
@@ -347,8 +357,35 @@ export function oauthErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** Describe an upstream failure without secrets: provider error codes and statuses only. */
-export function describeUpstream(err: unknown): string {
+/** Shorter values are not searched for: they would match ordinary words. */
+const MIN_REDACTED_LENGTH = 8;
+
+/**
+ * `text` with every `secrets` value (as sent, percent-encoded or form-encoded — how it went to
+ * the provider) replaced by `[redacted]`: a provider may quote what it was sent in its
+ * error_description, and that text reaches clients and the log.
+ */
+export function redactSecrets(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    if (secret === undefined || secret.length < MIN_REDACTED_LENGTH) continue;
+    for (const form of new Set([secret, encodeURIComponent(secret), new URLSearchParams({ v: secret }).toString().slice(2)])) {
+      if (out.includes(form)) out = out.split(form).join('[redacted]');
+    }
+  }
+  return out;
+}
+
+/**
+ * Describe an upstream failure without secrets: provider error codes, statuses and the
+ * provider's own description — with `secrets` (what this request sent: refresh token, code,
+ * verifier, device code, client secret) taken out of it.
+ */
+export function describeUpstream(err: unknown, secrets: readonly (string | undefined)[] = []): string {
+  return redactSecrets(describeUpstreamText(err), secrets);
+}
+
+function describeUpstreamText(err: unknown): string {
   if (err instanceof oauth.ResponseBodyError) {
     return `${err.error}${err.error_description ? `: ${err.error_description}` : ''} (HTTP ${err.status})`;
   }

@@ -54,6 +54,8 @@ export class RefreshCoordinator implements TokenRefresher {
     const provider = await providers.get(record.provider);
     const refreshToken = record.token.refresh_token;
     if (!refreshToken) throw reauthRequired(record.provider, record.bucket, 'this account has no refresh token');
+    // What this request sends that the provider's answer must not carry back to anyone.
+    const secrets = [refreshToken, ...provider.secrets()];
     const sleep = this.#o.sleep ?? defaultSleep;
     const random = this.#o.random ?? Math.random;
     let lastError: unknown;
@@ -80,16 +82,16 @@ export class RefreshCoordinator implements TokenRefresher {
           return { kind: 'refused' };
         }
         if (!isTransient(err)) {
-          throw new ProxyError(ErrorCode.REFRESH_FAILED, `${record.provider}: refresh failed: ${describeUpstream(err)}; the saved token is unchanged`);
+          throw new ProxyError(ErrorCode.REFRESH_FAILED, `${record.provider}: refresh failed: ${describeUpstream(err, secrets)}; the saved token is unchanged`);
         }
         lastError = err;
-        logger.log('warn', 'refresh attempt failed', { provider: record.provider, bucket: record.bucket, attempt, error: describeUpstream(err) });
+        logger.log('warn', 'refresh attempt failed', { provider: record.provider, bucket: record.bucket, attempt, error: describeUpstream(err, secrets) });
         if (attempt < this.#o.attempts) {
           const base = this.#o.backoffMs * 2 ** (attempt - 1);
           await sleep(base + Math.floor(random() * base));
         }
       }
     }
-    throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${record.provider}: the token endpoint is unreachable or failing (${describeUpstream(lastError)}) — the saved token is unchanged; try again shortly`);
+    throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${record.provider}: the token endpoint is unreachable or failing (${describeUpstream(lastError, secrets)}) — the saved token is unchanged; try again shortly`);
   }
 }

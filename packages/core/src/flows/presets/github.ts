@@ -56,7 +56,7 @@ async function revoke(provider: OAuthProvider, apiBases: readonly string[], toke
     }
     return { revoked: true, reason: 'GitHub no longer knew the token (already revoked or expired)' };
   } catch (err) {
-    return { revoked: false, reason: `GitHub could not be reached to revoke (${describeUpstream(err)}); the local copy was deleted anyway` };
+    return { revoked: false, reason: `GitHub could not be reached to revoke (${describeUpstream(err, [token.access_token, secret])}); the local copy was deleted anyway` };
   }
 }
 
