@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { ErrorCode, isErrorCode, ProxyClient, ProxyError, resolvePaths, startProxy, type RunningProxy } from '@credproxy/core';
-import { startTestAuthServer, type InjectedResponse, type TestAuthServer } from '@credproxy/testkit';
+import { createScriptedUser, startTestAuthServer, type InjectedResponse, type TestAuthServer } from '@credproxy/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../support/temp.js';
 
@@ -28,7 +28,12 @@ beforeAll(async () => {
   const configFile = path.join(dir, 'config.json');
   await fs.writeFile(
     configFile,
-    JSON.stringify({ providers: { acme: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri } } }),
+    JSON.stringify({
+      providers: {
+        acme: { issuer: as.issuer, client_id: 'paste', scopes: ['openid', 'offline_access'], flow: 'browser_redirect', redirect_uri: as.clients.paste.redirectUri },
+        dev: { issuer: as.issuer, client_id: as.clients.native.clientId, scopes: ['openid', 'offline_access'], flow: 'device_code' },
+      },
+    }),
   );
   proxy = await startProxy({ paths: resolvePaths({ env: { CREDPROXY_DATA_DIR: path.join(dir, 'data'), CREDPROXY_CONFIG: configFile, CREDPROXY_KEY_FILE: path.join(dir, 'k') }, socketPath: path.join(dir, 'p.sock') }) });
   owner = await ProxyClient.connect({ socketPath: proxy.socketPath });
@@ -136,4 +141,55 @@ describe("a provider's token endpoint answering anything to a refresh", () => {
     expect(codes.ok ?? 0).toBeGreaterThan(0);
     expect(RUNS - (codes.ok ?? 0)).toBeGreaterThan(0);
   }, 180_000);
+});
+
+/** Every form a value may take when it is quoted back: as sent, percent- and form-encoded. */
+function forms(value: string): string[] {
+  return [value, encodeURIComponent(value), new URLSearchParams({ v: value }).toString().slice(2)];
+}
+
+describe('a provider that quotes the request back in its error', () => {
+  it('code exchange: the code and the PKCE verifier are in no answer', async () => {
+    const init = await owner.call('oauth_initiate', { provider: 'acme', bucket: 'echo' });
+    const pasted = await createScriptedUser().readPastedCode(await createScriptedUser().authorize(init.auth_url!));
+    const sent: string[] = [];
+    as.setTokenEndpointFault((req) => {
+      if (req.grantType !== 'authorization_code') return undefined;
+      const code = req.params.get('code') ?? '';
+      const verifier = req.params.get('code_verifier') ?? '';
+      sent.push(code, verifier);
+      return { status: 400, body: { error: 'invalid_request', error_description: `bad code ${code} for verifier ${verifier} (${encodeURIComponent(verifier)})` } };
+    });
+    const error = await owner.call('oauth_exchange', { session_id: init.session_id, code: pasted }).then(
+      () => undefined,
+      (err: unknown) => err as ProxyError,
+    );
+    as.setTokenEndpointFault(undefined);
+    expect(sent.length).toBe(2);
+    expect(error?.code).toBe(ErrorCode.EXCHANGE_FAILED);
+    expect(error?.message).toContain('[redacted]');
+    for (const value of sent) for (const form of forms(value)) expect(error?.message).not.toContain(form);
+  });
+
+  it('device flow: the device code is in no answer', async () => {
+    const sent: string[] = [];
+    as.setTokenEndpointFault((req) => {
+      if (req.grantType !== 'urn:ietf:params:oauth:grant-type:device_code' && req.grantType !== 'device_code') return undefined;
+      const deviceCode = req.params.get('device_code') ?? '';
+      sent.push(deviceCode);
+      return { status: 400, body: { error: 'invalid_request', error_description: `unknown device code ${deviceCode}` } };
+    });
+    const init = await owner.call('oauth_initiate', { provider: 'dev', bucket: 'echo' });
+    let polled = await owner.call('oauth_poll', { session_id: init.session_id });
+    for (let i = 0; i < 100 && polled.status === 'pending'; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      polled = await owner.call('oauth_poll', { session_id: init.session_id });
+    }
+    as.setTokenEndpointFault(undefined);
+    expect(sent.length).toBeGreaterThan(0);
+    expect(polled.status).toBe('failed');
+    const seen = JSON.stringify(polled);
+    expect(seen).toContain('[redacted]');
+    for (const value of sent) for (const form of forms(value)) expect(seen).not.toContain(form);
+  });
 });
