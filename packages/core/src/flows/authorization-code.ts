@@ -5,7 +5,7 @@
 import * as oauth from 'oauth4webapi';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { StoredToken } from '../store/token-store.js';
-import { describeUpstream, isTransient, type OAuthProvider } from './oauth-provider.js';
+import { assertBrowserUrl, describeUpstream, isTransient, type OAuthProvider } from './oauth-provider.js';
 
 /** Secrets of one authorization request; they never leave the proxy. */
 export interface AuthorizationRequestSecrets {
@@ -42,7 +42,7 @@ export function authorizationUrl(as: oauth.AuthorizationServer, provider: OAuthP
   if (!as.authorization_endpoint) {
     throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${provider.config.name}: the provider has no authorization endpoint — set authorization_endpoint in the config`);
   }
-  const url = new URL(as.authorization_endpoint);
+  const url = new URL(assertBrowserUrl(as.authorization_endpoint, provider.config.name, 'authorization endpoint'));
   const scopes = provider.config.scopes;
   const params = url.searchParams;
   params.set('response_type', 'code');

@@ -7,7 +7,7 @@
 import * as oauth from 'oauth4webapi';
 import { ErrorCode, ProxyError } from '../protocol/errors.js';
 import type { FlowFactory, FlowOutcome, LoginFlow } from './flow.js';
-import { describeUpstream, isTransient, oauthErrorCode } from './oauth-provider.js';
+import { assertBrowserUrl, assertPrintable, describeUpstream, isTransient, oauthErrorCode } from './oauth-provider.js';
 
 /** RFC 8628 §3.2: the default when the server sends no interval. */
 export const DEFAULT_DEVICE_INTERVAL_SECONDS = 5;
@@ -59,6 +59,9 @@ export const deviceCodeFlow: FlowFactory = (provider, options): LoginFlow => {
         const code = isTransient(err) ? ErrorCode.UPSTREAM_UNAVAILABLE : ErrorCode.FLOW_INITIATION_FAILED;
         throw new ProxyError(code, `${name}: the device authorization request failed: ${describeUpstream(err, provider.secrets())}`);
       }
+      assertBrowserUrl(device.verification_uri, name, 'verification_uri');
+      if (device.verification_uri_complete !== undefined) assertBrowserUrl(device.verification_uri_complete, name, 'verification_uri_complete');
+      assertPrintable(device.user_code, name, 'user_code');
       if (typeof device.interval === 'number' && device.interval > 0) interval = device.interval;
       const deviceCode = device.device_code;
       const deadline = Math.min(options.deadline, Date.now() + device.expires_in * 1000);

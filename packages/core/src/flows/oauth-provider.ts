@@ -357,6 +357,40 @@ export function oauthErrorCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** C0 and C1 control characters: in a terminal they are commands (escape sequences), not text. */
+const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * A URL from the provider that a person is sent to (its authorization endpoint, the device
+ * verification page; the CLI opens it in a browser, a client may too): https, or http on a
+ * loopback host, and printable. Anything else (`javascript:`, `file:`, an app's own scheme, escape
+ * sequences for the terminal it is printed on) refuses the login instead.
+ */
+export function assertBrowserUrl(value: string, provider: string, what: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  const safe = url !== undefined && !CONTROL_CHARS.test(value) && (url.protocol === 'https:' || (url.protocol === 'http:' && isLoopbackHost(url.hostname)));
+  if (!safe) {
+    throw new ProxyError(
+      ErrorCode.FLOW_INITIATION_FAILED,
+      `${provider}: the provider's ${what} is not an https URL (${JSON.stringify(value.slice(0, 80))}) — credproxy sends nobody there; check the provider's configuration`,
+    );
+  }
+  return value;
+}
+
+/** Text from the provider a person reads and types (a device flow's user code): printable. */
+export function assertPrintable(value: string, provider: string, what: string): string {
+  if (CONTROL_CHARS.test(value) || value.length > 256) {
+    throw new ProxyError(ErrorCode.FLOW_INITIATION_FAILED, `${provider}: the provider's ${what} is not printable text — check the provider's configuration`);
+  }
+  return value;
+}
+
 /** Shorter values are not searched for: they would match ordinary words. */
 const MIN_REDACTED_LENGTH = 8;
 
