@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { redactSecrets } from './oauth-provider.js';
+import * as oauth from 'oauth4webapi';
+import { describeUpstream, redactSecrets } from './oauth-provider.js';
 
 describe('redactSecrets', () => {
   const refresh = 'rt+/=secret value&1';
@@ -16,5 +17,18 @@ describe('redactSecrets', () => {
   it('leaves text without secrets, and values too short to be secrets, alone', () => {
     expect(redactSecrets('invalid_grant: the token expired', [refresh, undefined])).toBe('invalid_grant: the token expired');
     expect(redactSecrets('the code abc is bad', ['abc'])).toBe('the code abc is bad');
+  });
+});
+
+describe('describeUpstream', () => {
+  it('passes a provider\'s description on printable, one line, bounded, without the request\'s secrets', () => {
+    const err = new oauth.ResponseBodyError('server responded with an error in the response body', {
+      cause: { error: 'invalid_grant', error_description: `token rt-secret-123456 \u001b[2J\nFAKE log line\r${'x'.repeat(2000)}` },
+      response: new Response(null, { status: 400 }),
+    });
+    const text = describeUpstream(err, ['rt-secret-123456']);
+    expect(text).toMatch(/^invalid_grant: token \[redacted\] /);
+    expect(text).not.toMatch(/[\u0000-\u001f]/);
+    expect(text.length).toBeLessThanOrEqual(501);
   });
 });

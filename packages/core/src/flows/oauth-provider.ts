@@ -359,6 +359,7 @@ export function oauthErrorCode(err: unknown): string | undefined {
 
 /** C0 and C1 control characters: in a terminal they are commands (escape sequences), not text. */
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
+const CONTROL_CHARS_ALL = /[\u0000-\u001f\u007f-\u009f]/g;
 
 /**
  * A URL from the provider that a person is sent to (its authorization endpoint, the device
@@ -416,7 +417,19 @@ export function redactSecrets(text: string, secrets: readonly (string | undefine
  * verifier, device code, client secret) taken out of it.
  */
 export function describeUpstream(err: unknown, secrets: readonly (string | undefined)[] = []): string {
-  return redactSecrets(describeUpstreamText(err), secrets);
+  return printableText(redactSecrets(describeUpstreamText(err), secrets));
+}
+
+/** The longest provider text passed on (an error page may be megabytes). */
+const MAX_DESCRIBED_CHARS = 500;
+
+/**
+ * Provider text made safe to print and log: control characters (escape sequences for a terminal,
+ * line breaks that would forge log lines) become spaces, and it is cut at MAX_DESCRIBED_CHARS.
+ */
+function printableText(text: string): string {
+  const flat = text.replace(CONTROL_CHARS_ALL, ' ');
+  return flat.length > MAX_DESCRIBED_CHARS ? `${flat.slice(0, MAX_DESCRIBED_CHARS)}…` : flat;
 }
 
 function describeUpstreamText(err: unknown): string {
