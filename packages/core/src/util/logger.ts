@@ -13,6 +13,15 @@ export const silentLogger: Logger = { log: () => undefined };
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
+/**
+ * A field's value as written: bare when it is one plain word, else quoted JSON with every control
+ * character escaped (a value cannot break the line, forge another, or drive the terminal).
+ */
+function fieldText(value: string): string {
+  if (!/[\s\u0000-\u001f\u007f-\u009f"]/.test(value)) return value;
+  return JSON.stringify(value).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /** One line per event on a stream: `2026-11-23T12:00:00.000Z info message key=value ...`. */
 export function streamLogger(
   stream: { write(chunk: string): unknown },
@@ -25,7 +34,7 @@ export function streamLogger(
       let line = `${now().toISOString()} ${level} ${message}`;
       if (fields) {
         for (const [k, v] of Object.entries(fields)) {
-          if (v !== undefined) line += ` ${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : String(v)}`;
+          if (v !== undefined) line += ` ${k}=${typeof v === 'string' ? fieldText(v) : String(v)}`;
         }
       }
       stream.write(line + '\n');
