@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { streamLogger } from './logger.js';
+import { type LogFields, streamLogger } from './logger.js';
 
-function line(fields: Record<string, unknown>): string {
+function line(fields: LogFields): string {
   let out = '';
   streamLogger({ write: (s: string) => (out += s) }, 'info', () => new Date(0)).log('warn', 'msg', fields);
   return out;
