@@ -14,7 +14,7 @@ import { createScriptedUser, startTestAuthServer, type InjectedResponse, type Te
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeTempDirs, tempDir } from '../support/temp.js';
 
-const RUNS = Number(process.env.CREDPROXY_FUZZ_RUNS ?? 150);
+const RUNS = Number(process.env.CREDPROXY_FUZZ_RUNS ?? 100);
 const SEED = Number(process.env.CREDPROXY_FUZZ_SEED ?? 7_2026);
 const REFRESH_TOKEN = 'rt-fuzz-7d1c0a9e2b4f6a8c-never-shown';
 
