@@ -108,3 +108,13 @@ describe('main', () => {
     },
   );
 });
+
+describe('serve without commander', () => {
+  it('leaves every form but the plain ones (--detach, --socket P) to commander', async () => {
+    const { runFast } = await import('./commands/serve.js');
+    const io: CliIO = { stdout: { write: () => true }, stderr: { write: () => true }, stdin: Readable.from([]), env: { CREDPROXY_SOCKET: NO_PROXY } };
+    for (const args of [['--help'], ['--socket'], ['--socket', '--detach'], ['--socket='], ['--detach', '--detach'], ['--bogus'], ['extra']]) {
+      expect(runFast(args, io), args.join(' ')).toBeUndefined();
+    }
+  });
+});

@@ -159,6 +159,26 @@ export async function startInBackground(socketPath: string, io: CliIO): Promise<
   }
 }
 
+/**
+ * The plain forms — `serve`, `--detach`, `--socket P` (or `--socket=P`) — parsed here, so a
+ * long-running proxy never loads commander (~3 MB of its idle memory). Anything else (help, a
+ * typo) returns undefined and commander parses it and reports errors.
+ */
+export function runFast(args: readonly string[], io: CliIO): Promise<number> | undefined {
+  const options: ServeOptions = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '--detach' && !options.detach) options.detach = true;
+    else if (arg.startsWith('--socket=') && options.socket === undefined && arg.length > '--socket='.length) options.socket = arg.slice('--socket='.length);
+    else if (arg === '--socket' && options.socket === undefined) {
+      const value = args[++i];
+      if (value === undefined || value === '' || value.startsWith('-')) return undefined;
+      options.socket = value;
+    } else return undefined;
+  }
+  return handleServe(options, io);
+}
+
 export function register(program: Command, ctx: CommandContext): void {
   socketOption(
     program
