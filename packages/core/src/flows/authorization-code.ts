@@ -126,6 +126,8 @@ export async function redeemAuthorizationResponse(
   if (options.supplyIssuer && !params.has('iss') && as.authorization_response_iss_parameter_supported) {
     params.set('iss', as.issuer);
   }
+  // What this exchange sends that an error quoting it must not carry on.
+  const sent = [params.get('code') ?? undefined, secrets.verifier, ...provider.secrets()];
   let callback: URLSearchParams;
   try {
     callback = oauth.validateAuthResponse(as, provider.client, params, secrets.state);
@@ -134,9 +136,9 @@ export async function redeemAuthorizationResponse(
       if (err.error === 'access_denied') {
         throw new ProxyError(ErrorCode.ACCESS_DENIED, `${name}: the login was denied at the provider`);
       }
-      throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the provider answered ${describeUpstream(err, [params.get('code') ?? undefined, secrets.verifier, ...provider.secrets()])}`);
+      throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the provider answered ${describeUpstream(err, sent)}`);
     }
-    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the authorization response failed its checks: ${describeUpstream(err, [params.get('code') ?? undefined, secrets.verifier, ...provider.secrets()])}`);
+    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the authorization response failed its checks: ${describeUpstream(err, sent)}`);
   }
   try {
     const response = await oauth.authorizationCodeGrantRequest(
@@ -155,8 +157,8 @@ export async function redeemAuthorizationResponse(
   } catch (err) {
     if (err instanceof ProxyError) throw err;
     if (isTransient(err)) {
-      throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${name}: the token endpoint failed: ${describeUpstream(err, [params.get('code') ?? undefined, secrets.verifier, ...provider.secrets()])} — try the login again`);
+      throw new ProxyError(ErrorCode.UPSTREAM_UNAVAILABLE, `${name}: the token endpoint failed: ${describeUpstream(err, sent)} — try the login again`);
     }
-    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the code could not be exchanged: ${describeUpstream(err, [params.get('code') ?? undefined, secrets.verifier, ...provider.secrets()])} — start a new login`);
+    throw new ProxyError(ErrorCode.EXCHANGE_FAILED, `${name}: the code could not be exchanged: ${describeUpstream(err, sent)} — start a new login`);
   }
 }
