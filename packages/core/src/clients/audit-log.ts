@@ -31,6 +31,11 @@ const MAX_BATCH_LINES = 1024;
 const PREV_PLACEHOLDER = '0'.repeat(64);
 /** Between the line's `{"ts":"…"` and its `prev` value. */
 const PREV_KEY = ',"prev":"';
+/** What follows a line's milliseconds up to its `prev` value: `Z","prev":"`. */
+const PREV_HEAD = Buffer.from(`Z"${PREV_KEY}`, 'latin1');
+const MS_KEY = Buffer.from(',"ms":', 'latin1');
+const PID_KEY = Buffer.from(',"pid":', 'latin1');
+const UID_KEY = Buffer.from(',"uid":', 'latin1');
 /** Refused batches kept for a retry at most (a full disk); older ones are dropped. */
 const MAX_UNWRITTEN_BYTES = 1024 * 1024;
 /** The quoted-string cache is dropped when its keys and values pass this many UTF-16 units. */
@@ -126,8 +131,12 @@ export class AuditLog implements AuditSink {
   readonly #repeats = new Map<string, number>();
   #repeatChars = 0;
   #repeatTimer: NodeJS.Timeout | undefined;
-  #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string } | undefined;
-  #lastConnection: { event: string; client: string; outcome: string; json: string } | undefined;
+  #lastOp: { client: string; op: string; outcome: string; provider: string | undefined; bucket: string | undefined; json: string; bytes: Buffer } | undefined;
+  /** One per event kind: a connection's connect and handshake lines alternate. */
+  #lastConnect: { client: string; outcome: string; json: string; bytes: Buffer } | undefined;
+  #lastHandshake: { client: string; outcome: string; json: string; bytes: Buffer } | undefined;
+  /** #secondPrefix encoded (ASCII). */
+  #secondBytes: Buffer = Buffer.alloc(0);
   #ts = '';
   /** `#ts` and a `prev` placeholder: the ASCII start of every line of the current millisecond. */
   #head = '';
@@ -173,9 +182,10 @@ export class AuditLog implements AuditSink {
       let json = `,"event":"op","client":${this.#quote(client)},"op":${this.#quote(op)},"outcome":${this.#quote(outcome)}`;
       if (provider !== undefined) json += `,"provider":${this.#quote(provider)}`;
       if (bucket !== undefined) json += `,"bucket":${this.#quote(bucket)}`;
-      last = { client, op, outcome, provider, bucket, json };
+      last = { client, op, outcome, provider, bucket, json, bytes: Buffer.from(json, 'utf8') };
       this.#lastOp = last;
     }
+    if (outcome === 'ok' && this.#pushEncoded(last.bytes, MS_KEY, ms, PID_KEY, pid)) return;
     let body = last.json;
     if (ms !== undefined) body += `,"ms":${ms}`;
     if (pid !== undefined) body += `,"pid":${pid}`;
@@ -191,12 +201,14 @@ export class AuditLog implements AuditSink {
    * pid, uid}) — without an event object; a connection's lines share their middle with the last one.
    */
   connection(event: 'connect' | 'handshake', client: string, outcome: string, pid: number | undefined, uid: number | undefined): void {
-    let last = this.#lastConnection;
-    if (last === undefined || last.event !== event || last.client !== client || last.outcome !== outcome) {
+    let last = event === 'connect' ? this.#lastConnect : this.#lastHandshake;
+    if (last === undefined || last.client !== client || last.outcome !== outcome) {
       const json = `,"event":"${event}","client":${this.#quote(client)},"op":"${event}","outcome":${this.#quote(outcome)}`;
-      last = { event, client, outcome, json };
-      this.#lastConnection = last;
+      last = { client, outcome, json, bytes: Buffer.from(json, 'utf8') };
+      if (event === 'connect') this.#lastConnect = last;
+      else this.#lastHandshake = last;
     }
+    if (outcome === 'ok' && this.#pushEncoded(last.bytes, PID_KEY, pid, UID_KEY, uid)) return;
     let body = last.json;
     if (pid !== undefined) body += `,"pid":${pid}`;
     if (uid !== undefined) body += `,"uid":${uid}`;
@@ -236,6 +248,50 @@ export class AuditLog implements AuditSink {
     }
     this.#repeats.clear();
     this.#repeatChars = 0;
+  }
+
+  /**
+   * Record a line whose middle is already encoded, followed by up to two numeric fields: the same
+   * bytes as #push(`${middle},"k1":${v1},"k2":${v2}`), without a C++ call or a string per line
+   * (the connect, handshake and op lines of the hot paths). False when the time cannot be
+   * formatted from the cached second (#push handles it).
+   */
+  #pushEncoded(middle: Buffer, k1: Uint8Array, v1: number | undefined, k2: Uint8Array, v2: number | undefined): boolean {
+    const now = this.#o.clock.now();
+    if (!Number.isSafeInteger(now) || now < 0) return false;
+    const second = Math.floor(now / 1000);
+    if (second !== this.#second) this.#timestamp(now);
+    const prefix = this.#secondBytes;
+    // Two numbers of at most 24 characters each (what String() gives a double) with their keys.
+    const most = prefix.length + 3 + PREV_HEAD.length + 65 + middle.length + k1.length + k2.length + 48 + 2;
+    if (this.#used + most > FLUSH_BYTES || this.#lines === MAX_BATCH_LINES) this.#write();
+    const buffer = this.#buffer;
+    const start = this.#used;
+    buffer.set(prefix, start);
+    let at = start + prefix.length;
+    const ms = now - second * 1000;
+    buffer[at] = 0x30 + Math.floor(ms / 100);
+    buffer[at + 1] = 0x30 + (Math.floor(ms / 10) % 10);
+    buffer[at + 2] = 0x30 + (ms % 10);
+    at += 3;
+    buffer.set(PREV_HEAD, at);
+    at += PREV_HEAD.length;
+    const prevAt = at;
+    // The placeholder is not written: #chainBatch writes every line's prev before hashing it.
+    at += PREV_PLACEHOLDER.length;
+    buffer[at++] = 0x22; // "
+    buffer.set(middle, at);
+    at += middle.length;
+    if (v1 !== undefined) at = writeField(buffer, at, k1, v1);
+    if (v2 !== undefined) at = writeField(buffer, at, k2, v2);
+    buffer[at++] = 0x7d; // }
+    buffer[at++] = 0x0a; // newline
+    this.#used = at;
+    this.#prevAt[this.#lines] = prevAt;
+    this.#endAt[this.#lines] = at;
+    this.#lines += 1;
+    this.#timer ??= setTimeout(() => this.#write(), FLUSH_DELAY_MS);
+    return true;
   }
 
   /** Record a line (its time is now): encoded into the batch now, chained when it is written. */
@@ -300,6 +356,7 @@ export class AuditLog implements AuditSink {
       const iso = new Date(second * 1000).toISOString();
       this.#second = second;
       this.#secondPrefix = `{"ts":"${iso.slice(0, iso.length - 4)}`;
+      this.#secondBytes = Buffer.from(this.#secondPrefix, 'latin1');
     }
     const ms = now - second * 1000;
     return `${this.#secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z"`;
@@ -398,6 +455,15 @@ export class AuditLog implements AuditSink {
     }
     this.#size = 0;
   }
+}
+
+/** `key` then the number as String() writes it (ASCII), at `at`; returns where it ends. */
+function writeField(buffer: Buffer, at: number, key: Uint8Array, value: number): number {
+  buffer.set(key, at);
+  at += key.length;
+  const text = String(value);
+  for (let i = 0; i < text.length; i++) buffer[at + i] = text.charCodeAt(i);
+  return at + text.length;
 }
 
 function endsWithoutNewline(file: string): boolean {
