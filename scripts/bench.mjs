@@ -120,7 +120,7 @@ try {
   const keyThroughput = measure('get_api_key');
   // RSS after the same load on persistent connections, and again after connection per request
   // too: V8 grows a young generation to 3 × 16 MB under connection churn, the floor's included,
-  // where `serve` caps its own at 8 MB — both figures are kept, and both must meet the target.
+  // where `serve` caps its own at 16 MB (packages/cli/src/young-generation.ts) — both figures are kept, and both must meet the target.
   const persistentRss = rssMb(proxyProc.pid);
   const floorPersistentRss = rssMb(floorProc.pid);
   const perConnection = {};
