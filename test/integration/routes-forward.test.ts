@@ -651,11 +651,17 @@ describe('large bodies stream in bounded memory', () => {
     return ((await res.body.json()) as { bodyBytes: number }).bodyBytes;
   }
 
-  it('downloads 256 MiB and uploads 64 MiB while RSS grows far less than either body', async () => {
-    const proxy = await startRouteProxy();
+  it('downloads 256 MiB and uploads 64 MiB while RSS grows far less than either body, telling `relayed` every byte', async () => {
+    let relayed = 0;
+    const proxy = await startRouteProxy({ relayed: (bytes) => void (relayed += bytes) });
     // Warm up (TLS, pools, heap) so that what is measured is the transfer itself.
     expect(await download(proxy, 16)).toBe(16 * 1024 * 1024);
     expect(await upload(proxy, 8)).toBe(8 * 1024 * 1024);
+    // Both directions are counted (serve collects a stream's dead buffers by it: cli/src/stream-garbage.ts);
+    // the upload's answer is a short JSON document.
+    expect(relayed - 24 * 1024 * 1024).toBeGreaterThanOrEqual(0);
+    expect(relayed - 24 * 1024 * 1024).toBeLessThan(1024);
+    relayed = 0;
     const rssBefore = process.memoryUsage().rss;
     let peak = rssBefore;
     const sample = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
@@ -664,6 +670,8 @@ describe('large bodies stream in bounded memory', () => {
       expect(proxy.audit.at(-1)).toMatchObject({ status: 200, bytes_out: 256 * 1024 * 1024 });
       expect(await upload(proxy, 64)).toBe(64 * 1024 * 1024);
       expect(proxy.audit.at(-1)).toMatchObject({ status: 200, bytes_in: 64 * 1024 * 1024 });
+      expect(relayed - 320 * 1024 * 1024).toBeGreaterThanOrEqual(0);
+      expect(relayed - 320 * 1024 * 1024).toBeLessThan(1024);
     } finally {
       clearInterval(sample);
     }

@@ -14,6 +14,7 @@ import type { CliIO } from '../output.js';
 import type { OpResult } from '../core-client.js';
 import { pingSocket, socketPathFor } from '../socket.js';
 import { readHidden } from '../secret-input.js';
+import { collectRelayedGarbage } from '../stream-garbage.js';
 import { capYoungGeneration } from '../young-generation.js';
 
 export interface ServeOptions {
@@ -42,7 +43,7 @@ export async function handleServe(options: ServeOptions, io: CliIO): Promise<num
   try {
     // In a terminal, a store whose data key a passphrase wraps asks for it (SPEC §8).
     const askPassphrase = io.stdin.isTTY && io.stdin.setRawMode ? { askPassphrase: () => readHidden(io, 'credproxy store passphrase: ') } : {};
-    proxy = await core.startProxy({ paths, logger: core.streamLogger(io.stderr), env: io.env, ...askPassphrase });
+    proxy = await core.startProxy({ paths, logger: core.streamLogger(io.stderr), env: io.env, relayed: collectRelayedGarbage(), ...askPassphrase });
   } catch (err) {
     if (err instanceof core.AlreadyRunningError) throw alreadyRunning(err.pid, err.socketPath);
     throw err;

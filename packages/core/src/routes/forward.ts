@@ -87,6 +87,11 @@ export interface RouteHandlerDeps {
   listenerUrl?: string;
   /** Largest request body kept for the 401 retry of an account route (default 1 MiB). */
   maxRetryBodyBytes?: number;
+  /**
+   * Told the size of every body chunk relayed, either way (a long-running proxy bounds the
+   * garbage a large stream leaves behind with it: packages/cli/src/stream-garbage.ts).
+   */
+  relayed?(bytes: number): void;
 }
 
 export const MAX_RETRY_BODY_BYTES = 1024 * 1024;
@@ -241,8 +246,14 @@ class ClientGone implements AbortEmitter {
 /** Counts the bytes that pass. */
 class ByteCounter extends Transform {
   bytes = 0;
+  readonly #relayed: ((bytes: number) => void) | undefined;
+  constructor(relayed: ((bytes: number) => void) | undefined) {
+    super();
+    this.#relayed = relayed;
+  }
   override _transform(chunk: Buffer, _e: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
+    this.#relayed?.(chunk.length);
     callback(null, chunk);
   }
 }
@@ -262,7 +273,7 @@ function requestHasBody(req: IncomingMessage): boolean {
  * Read the body up to `limit` bytes. Small enough: the whole body, kept for a retry. Larger: a
  * stream of what was read followed by the rest, read on demand (never the whole body in memory).
  */
-async function readBodyUpTo(req: IncomingMessage, limit: number): Promise<RequestBody> {
+async function readBodyUpTo(req: IncomingMessage, limit: number, relayed: ((bytes: number) => void) | undefined): Promise<RequestBody> {
   const it = req[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const chunks: Buffer[] = [];
   let size = 0;
@@ -279,15 +290,15 @@ async function readBodyUpTo(req: IncomingMessage, limit: number): Promise<Reques
         })(),
         { objectMode: false },
       );
-      const counter = new ByteCounter();
+      const counter = new ByteCounter(relayed);
       pipeline(source, counter, () => undefined);
       return { kind: 'stream', stream: counter, counter };
     }
   }
 }
 
-function streamBody(req: IncomingMessage): RequestBody {
-  const counter = new ByteCounter();
+function streamBody(req: IncomingMessage, relayed: ((bytes: number) => void) | undefined): RequestBody {
+  const counter = new ByteCounter(relayed);
   pipeline(req, counter, () => undefined);
   return { kind: 'stream', stream: counter, counter };
 }
@@ -348,6 +359,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
   const logger = deps.logger ?? silentLogger;
   const maxRetryBody = deps.maxRetryBodyBytes ?? MAX_RETRY_BODY_BYTES;
   const listenerUrl = deps.listenerUrl ?? 'http://LISTENER';
+  const relayed = deps.relayed;
   // What a secret becomes for a route — its header value and its scrubber (every encoded form:
   // building one was the largest cost of a forwarded request) — kept with the route. The same
   // secret string arrives with request after request, and === on it is a pointer compare.
@@ -489,6 +501,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
         resolve();
       };
       const emit = (out: Buffer): void => {
+        relayed?.(out.length);
         if (!res.write(out)) full = true;
       };
       const drained = (): void => {
@@ -556,7 +569,7 @@ export function createRouteHandler(deps: RouteHandlerDeps): RouteRequestHandler 
     const credentialAt = headers.length - 1;
 
     const retryable = route.credential.kind === 'account';
-    if (requestHasBody(req)) x.body = retryable ? await readBodyUpTo(req, maxRetryBody) : streamBody(req);
+    if (requestHasBody(req)) x.body = retryable ? await readBodyUpTo(req, maxRetryBody, deps.relayed) : streamBody(req, deps.relayed);
     const body = x.body;
     if (body.kind === 'kept') headers.push('content-length', String(body.buffer.length));
     else if (body.kind === 'stream' && req.headers['content-length'] !== undefined) headers.push('content-length', req.headers['content-length']);

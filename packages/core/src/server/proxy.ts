@@ -62,6 +62,11 @@ export interface ProxyOptions {
   onAudit?: (event: AuditEvent) => void;
   /** The upstream pool of routes (tests: timeouts, a throwaway CA, name resolution). */
   upstream?: UpstreamPoolOptions;
+  /**
+   * Told the size of every body chunk a route relays, either way: `credproxy serve` bounds the
+   * garbage of a large stream with it (packages/cli/src/stream-garbage.ts).
+   */
+  relayed?: (bytes: number) => void;
 }
 
 /** A second proxy on the same socket: the CLI exits 5 with this message. */
@@ -192,6 +197,7 @@ export async function startProxy(options: ProxyOptions): Promise<RunningProxy> {
           logger,
           // Approved access requests for a route (SPEC §9), read on every request; called only once running.
           temporaryGrant: (client, route) => access.accessFor(client).allowsRoute(route),
+          relayed: options.relayed,
         });
       }));
     const readPeer = options.readPeer ?? createPeerCredentialReader(logger);

@@ -40,6 +40,8 @@ export interface RouteGatewayOptions {
   logger: Logger;
   /** Routes granted beyond the registration (approved access requests, SPEC §9), asked per request. */
   temporaryGrant?: (client: ClientRecord, route: string) => boolean;
+  /** Told the size of every body chunk a route relays (RouteHandlerDeps.relayed). */
+  relayed?: (bytes: number) => void;
 }
 
 /** Seconds of validity an account route's token has at least (SPEC §6, as get_token's default). */
@@ -214,7 +216,7 @@ export class RouteGateway {
 
   /** The request handler of `client`'s HTTP listener. */
   handlerFor(client: string, listener: { url: string; peerKey(req: IncomingMessage): string }): RouteRequestHandler {
-    const { clients, catalog, upstream, audit, clock, logger } = this.#o;
+    const { clients, catalog, upstream, audit, clock, logger, relayed } = this.#o;
     return createRouteHandler({
       client,
       listenerUrl: listener.url,
@@ -229,6 +231,7 @@ export class RouteGateway {
       audit: (record) => audit.record(auditLine(record)),
       logger,
       clock,
+      relayed,
     });
   }
 }
