@@ -42,13 +42,14 @@ function youngGenerationCollector(): Collect | undefined {
  */
 export function collectRelayedGarbage(options: { everyBytes?: number; collect?: Collect } = {}): (bytes: number) => void {
   const everyBytes = options.everyBytes ?? RELAY_COLLECT_BYTES;
-  const collect = options.collect ?? youngGenerationCollector();
-  if (collect === undefined) return () => undefined;
+  // Found at the first collection: the context it takes is memory a proxy without routes never needs.
+  let collect: Collect | undefined | null = options.collect ?? null;
   let pending = 0;
   return (bytes) => {
     pending += bytes;
     if (pending < everyBytes) return;
     pending = 0;
-    collect();
+    if (collect === null) collect = youngGenerationCollector();
+    collect?.();
   };
 }
