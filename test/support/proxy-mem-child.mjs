@@ -1,4 +1,4 @@
-// proxy-child.mjs plus a memory probe: run with --expose-gc; each "mem" line on stdin is answered
+// proxy-child.mjs plus a memory probe and serve's collection of relayed garbage: run with --expose-gc; each "mem" line on stdin is answered
 // with "mem <json>": process.memoryUsage() in bytes after two full garbage collections, so a
 // test can tell memory the proxy still holds from garbage not yet collected. Warnings and errors
 // go to stderr (tests scan them). Optional upstream timeouts for routes (routes-abuse.test.ts: a
@@ -7,6 +7,9 @@
 // Prints "ready <pid>" once listening.
 import readline from 'node:readline';
 import { resolvePaths, startProxy, streamLogger } from '@credproxy/core';
+// What `credproxy serve` adds for routes, at a small threshold: collections in the middle of every
+// kind of relay the abuse tests make (streams, cut bodies, resets) — they must change nothing.
+import { collectRelayedGarbage } from '../../packages/cli/dist/stream-garbage.js';
 
 const [socketPath, dataDir, configFile, headersTimeoutMs, bodyTimeoutMs] = process.argv.slice(2);
 const paths = resolvePaths({ env: { CREDPROXY_DATA_DIR: dataDir, CREDPROXY_CONFIG: configFile }, socketPath });
@@ -14,6 +17,7 @@ const paths = resolvePaths({ env: { CREDPROXY_DATA_DIR: dataDir, CREDPROXY_CONFI
 const proxy = await startProxy({
   paths,
   logger: streamLogger(process.stderr, 'warn'),
+  relayed: collectRelayedGarbage({ everyBytes: 64 * 1024 }),
   ...(headersTimeoutMs !== undefined ? { upstream: { headersTimeoutMs: Number(headersTimeoutMs), bodyTimeoutMs: Number(bodyTimeoutMs) } } : {}),
 });
 process.stdout.write(`ready ${process.pid}\n`);
